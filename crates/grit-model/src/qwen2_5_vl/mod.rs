@@ -1,0 +1,416 @@
+//! Qwen2.5-VL: the vision tower, the Qwen2 decoder with M-RoPE, and the LM head, loaded from an
+//! unmodified HF checkpoint directory.
+
+pub mod config;
+pub mod positions;
+pub mod text;
+pub mod vision;
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+pub use config::{Qwen2_5VlConfig, TextConfig, VisionConfig};
+pub use positions::{Positions, rope_index};
+
+use crate::error::{Error, Result};
+use crate::generate::Decoder;
+use crate::kv_cache::KvCache;
+use crate::nn::linear;
+use crate::weights::Checkpoint;
+use text::TextModel;
+use vision::VisionTransformer;
+
+/// One image as the processor delivers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageInput {
+    /// `[t·h·w, channels·temporal·patch·patch]`, row-major.
+    pub pixel_values: Vec<f32>,
+    /// `[t, h, w]` in patches.
+    pub grid: [usize; 3],
+}
+
+/// Token ids with `<|image_pad|>` already expanded, and the images those tokens stand for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub ids: Vec<u32>,
+    pub images: Vec<ImageInput>,
+}
+
+/// The module tree, with the field names of the HF checkpoint keys (transformers 5.x layout).
+#[derive(Module, Debug)]
+pub struct Qwen2_5VlForConditionalGeneration<B: Backend> {
+    pub model: Qwen2_5VlModel<B>,
+    /// `None` when tied to `model.language_model.embed_tokens`.
+    pub lm_head: Option<Linear<B>>,
+}
+
+#[derive(Module, Debug)]
+pub struct Qwen2_5VlModel<B: Backend> {
+    pub visual: VisionTransformer<B>,
+    pub language_model: TextModel<B>,
+}
+
+/// A ready-to-run Qwen2.5-VL: weights plus the configuration the forward pass needs.
+#[derive(Debug)]
+pub struct Qwen2_5Vl<B: Backend> {
+    pub config: Qwen2_5VlConfig,
+    pub module: Qwen2_5VlForConditionalGeneration<B>,
+    device: B::Device,
+}
+
+impl Qwen2_5VlConfig {
+    /// A randomly initialized model.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Qwen2_5Vl<B> {
+        let lm_head = (!self.tie_word_embeddings)
+            .then(|| linear(self.text.hidden_size, self.text.vocab_size, false, device));
+        Qwen2_5Vl {
+            config: self.clone(),
+            module: Qwen2_5VlForConditionalGeneration {
+                model: Qwen2_5VlModel {
+                    visual: self.vision.init(device),
+                    language_model: self.text.init(device),
+                },
+                lm_head,
+            },
+            device: device.clone(),
+        }
+    }
+}
+
+/// The module path a stored key loads into: hub checkpoints from transformers 4.x use
+/// `visual.*` and `model.*` where 5.x writes `model.visual.*` and `model.language_model.*`.
+fn module_path(key: &str, tied: bool) -> Option<String> {
+    if key.ends_with(".inv_freq") || (tied && key == "lm_head.weight") {
+        return None;
+    }
+    let key = if let Some(rest) = key.strip_prefix("visual.") {
+        format!("model.visual.{rest}")
+    } else if let Some(rest) = key
+        .strip_prefix("model.")
+        .filter(|r| !r.starts_with("visual.") && !r.starts_with("language_model."))
+    {
+        format!("model.language_model.{rest}")
+    } else {
+        key.to_string()
+    };
+    Some(
+        key.replace("merger.mlp.0.", "merger.mlp.fc1.")
+            .replace("merger.mlp.2.", "merger.mlp.fc2."),
+    )
+}
+
+/// A prompt batch left-padded to a common length.
+struct Padded {
+    batch: usize,
+    len: usize,
+    /// `[batch · len]`
+    ids: Vec<u32>,
+    valid: Vec<bool>,
+    /// `[3][batch][len]`; padding positions are 0.
+    positions: [Vec<Vec<i64>>; 3],
+    next_position: Vec<i64>,
+}
+
+/// What decoding carries between steps.
+pub struct DecodeState<B: Backend> {
+    cache: KvCache<B>,
+    next_position: Vec<i64>,
+    /// `[batch][prompt_len]`, `true` for real tokens; `None` when no row is padded.
+    prompt_valid: Option<Vec<Vec<bool>>>,
+}
+
+impl<B: Backend> Qwen2_5Vl<B> {
+    /// Loads `config.json` and the safetensors weights of an HF checkpoint directory.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
+        let config = Qwen2_5VlConfig::from_hf_file(&dir.join("config.json"))?;
+        let checkpoint = Checkpoint::open(dir)?;
+        let mut model = config.init::<B>(device);
+        let tied = config.tie_word_embeddings;
+        model.module = checkpoint
+            .load(model.module, |key| module_path(key, tied), device)
+            .map_err(|e| match e {
+                Error::Mismatch(m) => Error::Mismatch(format!("{}: {m}", dir.display())),
+                other => other,
+            })?;
+        Ok(model)
+    }
+
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// Merged image features, one row per `<|image_pad|>` token, images in order.
+    ///
+    /// # Shapes
+    /// - output: `[Σ t·h·w / merge², hidden]`
+    pub fn image_features(&self, images: &[&ImageInput]) -> Result<Tensor<B, 2>> {
+        let patch_dim = self.config.vision.patch_dim();
+        let mut pixels = Vec::new();
+        let mut grids = Vec::with_capacity(images.len());
+        for image in images {
+            let [t, h, w] = image.grid;
+            let merge = self.config.vision.spatial_merge_size;
+            if image.pixel_values.len() != t * h * w * patch_dim || h % merge != 0 || w % merge != 0
+            {
+                return Err(Error::Input(format!(
+                    "image grid {:?} needs {}×{patch_dim} pixel values with h, w multiples of {merge}, got {}",
+                    image.grid,
+                    t * h * w,
+                    image.pixel_values.len()
+                )));
+            }
+            pixels.extend_from_slice(&image.pixel_values);
+            grids.push(image.grid);
+        }
+        let rows = pixels.len() / patch_dim;
+        let pixels = Tensor::from_data(TensorData::new(pixels, [rows, patch_dim]), &self.device);
+        Ok(self.module.model.visual.forward(pixels, &grids))
+    }
+
+    /// M-RoPE position ids of one prompt.
+    pub fn positions(&self, prompt: &Prompt) -> Result<Positions> {
+        let grids: Vec<[usize; 3]> = prompt.images.iter().map(|i| i.grid).collect();
+        rope_index(
+            &prompt.ids,
+            self.config.image_token_id,
+            &grids,
+            self.config.vision.spatial_merge_size,
+        )
+    }
+
+    fn pad(&self, prompts: &[Prompt]) -> Result<Padded> {
+        let batch = prompts.len();
+        let len = prompts.iter().map(|p| p.ids.len()).max().unwrap_or(0);
+        if len == 0 {
+            return Err(Error::Input("empty prompt".into()));
+        }
+        let mut padded = Padded {
+            batch,
+            len,
+            ids: Vec::with_capacity(batch * len),
+            valid: Vec::with_capacity(batch * len),
+            positions: Default::default(),
+            next_position: Vec::with_capacity(batch),
+        };
+        for prompt in prompts {
+            let pad = len - prompt.ids.len();
+            let positions = self.positions(prompt)?;
+            // Padding uses token 0: it is masked out, only its embedding row is read.
+            padded
+                .ids
+                .extend(std::iter::repeat_n(0, pad).chain(prompt.ids.iter().copied()));
+            padded.valid.extend(
+                std::iter::repeat_n(false, pad).chain(std::iter::repeat_n(true, prompt.ids.len())),
+            );
+            for (row, ids) in padded.positions.iter_mut().zip(&positions.rows) {
+                row.push(
+                    std::iter::repeat_n(0, pad)
+                        .chain(ids.iter().copied())
+                        .collect(),
+                );
+            }
+            padded.next_position.push(positions.next());
+        }
+        Ok(padded)
+    }
+
+    /// Token embeddings with the image features written over the `<|image_pad|>` positions.
+    fn embed(&self, prompts: &[Prompt], padded: &Padded) -> Result<Tensor<B, 3>> {
+        let text = &self.module.model.language_model;
+        let ids: Vec<i64> = padded.ids.iter().map(|&t| t as i64).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(ids, [padded.batch, padded.len]),
+            &self.device,
+        );
+        let embeds = text.embed(ids);
+        let images: Vec<&ImageInput> = prompts.iter().flat_map(|p| &p.images).collect();
+        if images.is_empty() {
+            return Ok(embeds);
+        }
+        let features = self.image_features(&images)?;
+        let [batch, len, hidden] = embeds.dims();
+        let flat = batch * len;
+        // Select from [text rows; image rows]: each image-pad position takes the next feature.
+        let mut next_feature = flat;
+        let index: Vec<i64> = (0..flat)
+            .map(|p| {
+                if padded.valid[p] && padded.ids[p] == self.config.image_token_id {
+                    next_feature += 1;
+                    (next_feature - 1) as i64
+                } else {
+                    p as i64
+                }
+            })
+            .collect();
+        let used = next_feature - flat;
+        if used != features.dims()[0] {
+            return Err(Error::Input(format!(
+                "{used} image tokens in the prompts, but the images give {} features",
+                features.dims()[0]
+            )));
+        }
+        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [flat]), &self.device);
+        Ok(
+            Tensor::cat(vec![embeds.reshape([flat, hidden]), features], 0)
+                .select(0, index)
+                .reshape([batch, len, hidden]),
+        )
+    }
+
+    /// # Shapes
+    /// - hidden: `[batch, seq, hidden]` → `[batch, seq, vocab]`
+    pub fn lm_head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.module.lm_head {
+            Some(head) => head.forward(hidden),
+            None => {
+                let embed = self.module.model.language_model.embed_tokens.weight.val();
+                hidden.matmul(embed.transpose().unsqueeze())
+            }
+        }
+    }
+
+    /// Runs the prompts and returns the final-norm hidden states with a cache holding them.
+    fn run_prompts(
+        &self,
+        prompts: &[Prompt],
+        extra_capacity: usize,
+    ) -> Result<(Tensor<B, 3>, Padded, KvCache<B>)> {
+        let padded = self.pad(prompts)?;
+        let embeds = self.embed(prompts, &padded)?;
+        let text = &self.config.text;
+        let mut cache = KvCache::new(
+            text.num_hidden_layers,
+            padded.batch,
+            text.num_key_value_heads,
+            text.head_dim(),
+            padded.len + extra_capacity,
+            &self.device,
+        );
+        let rope = text.rope(&padded.positions, &self.device);
+        let mask = prefill_mask(&padded, &self.device);
+        let hidden =
+            self.module
+                .model
+                .language_model
+                .forward(embeds, &rope, Some(mask), &mut cache);
+        Ok((hidden, padded, cache))
+    }
+
+    /// Logits at every position of the (left-padded) prompts.
+    ///
+    /// # Shapes
+    /// - output: `[batch, max_len, vocab]`
+    pub fn forward(&self, prompts: &[Prompt]) -> Result<Tensor<B, 3>> {
+        let (hidden, _, _) = self.run_prompts(prompts, 0)?;
+        Ok(self.lm_head(hidden))
+    }
+}
+
+/// Causal mask that also hides left padding; a padding query still sees itself so that no
+/// softmax row is empty.
+///
+/// # Shapes
+/// - output: `[batch, 1, len, len]`
+fn prefill_mask<B: Backend>(padded: &Padded, device: &B::Device) -> Tensor<B, 4, Bool> {
+    let (batch, len) = (padded.batch, padded.len);
+    let mut masked = Vec::with_capacity(batch * len * len);
+    for b in 0..batch {
+        let valid = &padded.valid[b * len..(b + 1) * len];
+        for i in 0..len {
+            masked.extend((0..len).map(|j| j > i || (!valid[j] && i != j)));
+        }
+    }
+    Tensor::from_data(TensorData::new(masked, [batch, 1, len, len]), device)
+}
+
+impl<B: Backend> Decoder<B> for Qwen2_5Vl<B> {
+    type Prompt = Prompt;
+    type State = DecodeState<B>;
+
+    fn prefill(
+        &self,
+        prompts: &[Prompt],
+        max_new_tokens: usize,
+    ) -> Result<(Tensor<B, 2>, DecodeState<B>)> {
+        let (hidden, padded, cache) = self.run_prompts(prompts, max_new_tokens)?;
+        let last = hidden.narrow(1, padded.len - 1, 1);
+        let logits = self.lm_head(last).squeeze_dim::<2>(1);
+        let prompt_valid = padded.valid.contains(&false).then(|| {
+            padded
+                .valid
+                .chunks(padded.len)
+                .map(<[bool]>::to_vec)
+                .collect()
+        });
+        let state = DecodeState {
+            cache,
+            next_position: padded.next_position,
+            prompt_valid,
+        };
+        Ok((logits, state))
+    }
+
+    fn step(&self, tokens: &[u32], state: &mut DecodeState<B>) -> Tensor<B, 2> {
+        let batch = tokens.len();
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, 1]), &self.device);
+        let text = &self.module.model.language_model;
+        let embeds = text.embed(ids);
+        let column: Vec<Vec<i64>> = state.next_position.iter().map(|&p| vec![p]).collect();
+        let rope = self
+            .config
+            .text
+            .rope(&[column.clone(), column.clone(), column], &self.device);
+        let total = state.cache.len() + 1;
+        let mask = state.prompt_valid.as_ref().map(|valid| {
+            let masked: Vec<bool> = valid
+                .iter()
+                .flat_map(|row| (0..total).map(move |j| j < row.len() && !row[j]))
+                .collect();
+            Tensor::from_data(TensorData::new(masked, [batch, 1, 1, total]), &self.device)
+        });
+        let hidden = text.forward(embeds, &rope, mask, &mut state.cache);
+        state.next_position.iter_mut().for_each(|p| *p += 1);
+        self.lm_head(hidden).squeeze_dim::<2>(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::module_path;
+
+    #[test]
+    fn both_hub_layouts_map_to_the_module_tree() {
+        let cases = [
+            (
+                "visual.blocks.0.attn.qkv.weight",
+                "model.visual.blocks.0.attn.qkv.weight",
+            ),
+            (
+                "model.visual.merger.mlp.2.bias",
+                "model.visual.merger.mlp.fc2.bias",
+            ),
+            (
+                "model.layers.1.mlp.up_proj.weight",
+                "model.language_model.layers.1.mlp.up_proj.weight",
+            ),
+            (
+                "model.language_model.norm.weight",
+                "model.language_model.norm.weight",
+            ),
+            ("lm_head.weight", "lm_head.weight"),
+        ];
+        for (key, path) in cases {
+            assert_eq!(module_path(key, false).as_deref(), Some(path), "{key}");
+        }
+        assert_eq!(module_path("lm_head.weight", true), None);
+        assert_eq!(
+            module_path("model.layers.0.self_attn.rotary_emb.inv_freq", false),
+            None
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! The Qwen2 text decoder with multimodal rotary positions (M-RoPE).
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, Linear};
+use burn::tensor::activation::silu;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+use super::config::TextConfig;
+use crate::kv_cache::{KvCache, LayerCache};
+use crate::nn::{RmsNorm, RmsNormConfig, apply_rotary, grouped_attention, linear};
+
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    pub q_proj: Linear<B>,
+    pub k_proj: Linear<B>,
+    pub v_proj: Linear<B>,
+    pub o_proj: Linear<B>,
+    pub num_heads: usize,
+    pub num_key_value_heads: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    /// # Shapes
+    /// - x: `[batch, seq, hidden]`
+    /// - rope: cos/sin `[batch, 1, seq, head_dim]`
+    /// - mask: `[batch, 1, seq, cached + seq]`
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &Rope<B>,
+        mask: Option<Tensor<B, 4, Bool>>,
+        cache: &mut LayerCache<B>,
+        start: usize,
+    ) -> Tensor<B, 3> {
+        let [batch, seq, hidden] = x.dims();
+        let head_dim = hidden / self.num_heads;
+        let heads =
+            |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, head_dim]).swap_dims(1, 2);
+        let q = heads(self.q_proj.forward(x.clone()), self.num_heads);
+        let k = heads(self.k_proj.forward(x.clone()), self.num_key_value_heads);
+        let v = heads(self.v_proj.forward(x), self.num_key_value_heads);
+        let q = apply_rotary(q, rope.cos.clone(), rope.sin.clone());
+        let k = apply_rotary(k, rope.cos.clone(), rope.sin.clone());
+        let (k, v) = cache.update(start, k, v);
+        let out = grouped_attention(q, k, v, mask)
+            .swap_dims(1, 2)
+            .reshape([batch, seq, hidden]);
+        self.o_proj.forward(out)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    pub gate_proj: Linear<B>,
+    pub up_proj: Linear<B>,
+    pub down_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    pub input_layernorm: RmsNorm<B>,
+    pub self_attn: Attention<B>,
+    pub post_attention_layernorm: RmsNorm<B>,
+    pub mlp: Mlp<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct TextModel<B: Backend> {
+    pub embed_tokens: Embedding<B>,
+    pub layers: Vec<DecoderLayer<B>>,
+    pub norm: RmsNorm<B>,
+}
+
+impl TextConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> TextModel<B> {
+        let hidden = self.hidden_size;
+        let kv = self.num_key_value_heads * self.head_dim();
+        let norm = RmsNormConfig::new(hidden).with_eps(self.rms_norm_eps);
+        let layers = (0..self.num_hidden_layers)
+            .map(|_| DecoderLayer {
+                input_layernorm: norm.init(device),
+                self_attn: Attention {
+                    q_proj: linear(hidden, hidden, true, device),
+                    k_proj: linear(hidden, kv, true, device),
+                    v_proj: linear(hidden, kv, true, device),
+                    o_proj: linear(hidden, hidden, false, device),
+                    num_heads: self.num_attention_heads,
+                    num_key_value_heads: self.num_key_value_heads,
+                },
+                post_attention_layernorm: norm.init(device),
+                mlp: Mlp {
+                    gate_proj: linear(hidden, self.intermediate_size, false, device),
+                    up_proj: linear(hidden, self.intermediate_size, false, device),
+                    down_proj: linear(self.intermediate_size, hidden, false, device),
+                },
+            })
+            .collect();
+        TextModel {
+            embed_tokens: EmbeddingConfig::new(self.vocab_size, hidden).init(device),
+            layers,
+            norm: norm.init(device),
+        }
+    }
+
+    /// Rotary cos/sin for M-RoPE positions: the half-dimension is split into
+    /// `mrope_section` = [temporal, height, width] bands, each rotated by its own position row.
+    ///
+    /// # Shapes
+    /// - positions: `[3][batch][seq]`
+    /// - output: cos/sin `[batch, 1, seq, head_dim]`
+    pub fn rope<B: Backend>(&self, positions: &[Vec<Vec<i64>>; 3], device: &B::Device) -> Rope<B> {
+        let head_dim = self.head_dim();
+        let half = head_dim / 2;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / (self.rope_theta as f32).powf((2 * i) as f32 / head_dim as f32))
+            .collect();
+        let band: Vec<usize> = (0..3)
+            .flat_map(|row| std::iter::repeat_n(row, self.mrope_section[row]))
+            .collect();
+        let batch = positions[0].len();
+        let seq = positions[0].first().map_or(0, Vec::len);
+        let mut cos = Vec::with_capacity(batch * seq * head_dim);
+        let mut sin = Vec::with_capacity(batch * seq * head_dim);
+        for b in 0..batch {
+            for s in 0..seq {
+                let start = cos.len();
+                for j in 0..half {
+                    let angle = positions[band[j]][b][s] as f32 * inv_freq[j];
+                    cos.push(angle.cos());
+                    sin.push(angle.sin());
+                }
+                cos.extend_from_within(start..start + half);
+                sin.extend_from_within(start..start + half);
+            }
+        }
+        let shape = [batch, 1, seq, head_dim];
+        Rope {
+            cos: Tensor::from_data(TensorData::new(cos, shape), device),
+            sin: Tensor::from_data(TensorData::new(sin, shape), device),
+        }
+    }
+}
+
+/// Rotary cos/sin for the positions of one forward call.
+pub struct Rope<B: Backend> {
+    /// `[batch, 1, seq, head_dim]`
+    pub cos: Tensor<B, 4>,
+    pub sin: Tensor<B, 4>,
+}
+
+impl<B: Backend> TextModel<B> {
+    /// # Shapes
+    /// - ids: `[batch, seq]` → embeddings `[batch, seq, hidden]`
+    pub fn embed(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.embed_tokens.forward(ids)
+    }
+
+    /// Runs the decoder over new positions, appending them to `cache`; returns the final-norm
+    /// hidden states.
+    ///
+    /// # Shapes
+    /// - embeds: `[batch, seq, hidden]`
+    /// - mask: `[batch, 1, seq, cache.len() + seq]`, `true` = not attended
+    /// - output: `[batch, seq, hidden]`
+    pub fn forward(
+        &self,
+        embeds: Tensor<B, 3>,
+        rope: &Rope<B>,
+        mask: Option<Tensor<B, 4, Bool>>,
+        cache: &mut KvCache<B>,
+    ) -> Tensor<B, 3> {
+        let start = cache.len();
+        let seq = embeds.dims()[1];
+        let mut x = embeds;
+        for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let attn = layer.self_attn.forward(
+                layer.input_layernorm.forward(x.clone()),
+                rope,
+                mask.clone(),
+                layer_cache,
+                start,
+            );
+            x = x + attn;
+            let mlp = layer
+                .mlp
+                .forward(layer.post_attention_layernorm.forward(x.clone()));
+            x = x + mlp;
+        }
+        cache.advance(seq);
+        self.norm.forward(x)
+    }
+}

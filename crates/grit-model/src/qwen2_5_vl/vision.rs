@@ -1,0 +1,421 @@
+//! The Qwen2.5-VL vision tower: patch embedding, 2-D rotary, window / full attention blocks and
+//! the 2×2 patch merger.
+//!
+//! Patches arrive in the processor's order: for each image, merge groups of 2×2 patches in
+//! row-major order of the merged grid. Window blocks attend inside square windows of merged
+//! tokens, so the sequence is permuted window by window before the blocks and restored after
+//! the merger; full-attention blocks attend across each whole image.
+
+use burn::module::{Initializer, Module, Param};
+use burn::nn::Linear;
+use burn::tensor::activation::{gelu, silu};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+use super::config::VisionConfig;
+use crate::nn::{RmsNorm, RmsNormConfig, apply_rotary, grouped_attention, linear};
+
+const VISION_ROPE_THETA: f32 = 10_000.0;
+const NORM_EPS: f64 = 1e-6;
+
+/// `Conv3d` with kernel = stride = one patch: a matmul over flattened patches.
+#[derive(Module, Debug)]
+pub struct PatchEmbed<B: Backend> {
+    /// `[embed, channels, temporal, patch, patch]` as in the checkpoint.
+    pub proj: Conv3dWeight<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct Conv3dWeight<B: Backend> {
+    pub weight: Param<Tensor<B, 5>>,
+}
+
+impl<B: Backend> PatchEmbed<B> {
+    /// # Shapes
+    /// - pixel_values: `[patches, channels·temporal·patch·patch]` → `[patches, embed]`
+    pub fn forward(&self, pixel_values: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [embed, c, t, p, q] = self.proj.weight.dims();
+        let weight = self.proj.weight.val().reshape([embed, c * t * p * q]);
+        pixel_values.matmul(weight.transpose())
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct VisionMlp<B: Backend> {
+    pub gate_proj: Linear<B>,
+    pub up_proj: Linear<B>,
+    pub down_proj: Linear<B>,
+}
+
+impl<B: Backend> VisionMlp<B> {
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct VisionAttention<B: Backend> {
+    pub qkv: Linear<B>,
+    pub proj: Linear<B>,
+    pub num_heads: usize,
+}
+
+impl<B: Backend> VisionAttention<B> {
+    /// # Shapes
+    /// - x: `[seq, hidden]`
+    /// - cos, sin: `[1, 1, seq, head_dim]`
+    /// - mask: `[1, 1, seq, seq]`
+    pub fn forward(
+        &self,
+        x: Tensor<B, 2>,
+        cos: Tensor<B, 4>,
+        sin: Tensor<B, 4>,
+        mask: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 2> {
+        let [seq, hidden] = x.dims();
+        let head_dim = hidden / self.num_heads;
+        // [seq, 3·hidden] → 3 × [1, heads, seq, head_dim]
+        let qkv = self
+            .qkv
+            .forward(x)
+            .reshape([seq, 3, self.num_heads, head_dim])
+            .permute([1, 2, 0, 3]);
+        let part = |i: usize| qkv.clone().narrow(0, i, 1);
+        let q = apply_rotary(part(0), cos.clone(), sin.clone());
+        let k = apply_rotary(part(1), cos, sin);
+        let out = grouped_attention(q, k, part(2), mask);
+        let out = out
+            .squeeze_dim::<3>(0)
+            .swap_dims(0, 1)
+            .reshape([seq, hidden]);
+        self.proj.forward(out)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct VisionBlock<B: Backend> {
+    pub norm1: RmsNorm<B>,
+    pub attn: VisionAttention<B>,
+    pub norm2: RmsNorm<B>,
+    pub mlp: VisionMlp<B>,
+    /// Attends across the whole image instead of inside its window.
+    pub full_attention: bool,
+}
+
+impl<B: Backend> VisionBlock<B> {
+    fn forward(
+        &self,
+        x: Tensor<B, 2>,
+        rope: &VisionRope<B>,
+        masks: &AttentionMasks<B>,
+    ) -> Tensor<B, 2> {
+        let mask = if self.full_attention {
+            masks.full.clone()
+        } else {
+            masks.window.clone()
+        };
+        let attn = self.attn.forward(
+            self.norm1.forward(x.clone()),
+            rope.cos.clone(),
+            rope.sin.clone(),
+            mask,
+        );
+        let x = x + attn;
+        let mlp = self.mlp.forward(self.norm2.forward(x.clone()));
+        x + mlp
+    }
+}
+
+/// `ln_q`, then the MLP over each 2×2 group of patches (`mlp.0`, GELU, `mlp.2`).
+#[derive(Module, Debug)]
+pub struct PatchMerger<B: Backend> {
+    pub ln_q: RmsNorm<B>,
+    pub mlp: MergerMlp<B>,
+}
+
+/// The checkpoint's `nn.Sequential(Linear, GELU, Linear)`: `fc1` is stored as `mlp.0`, `fc2` as
+/// `mlp.2` (see [`super::module_path`]).
+#[derive(Module, Debug)]
+pub struct MergerMlp<B: Backend> {
+    pub fc1: Linear<B>,
+    pub fc2: Linear<B>,
+}
+
+impl<B: Backend> PatchMerger<B> {
+    /// # Shapes
+    /// - x: `[patches, hidden]` → `[patches / merge², out_hidden]`
+    fn forward(&self, x: Tensor<B, 2>, merge_unit: usize) -> Tensor<B, 2> {
+        let [patches, hidden] = x.dims();
+        let x = self
+            .ln_q
+            .forward(x)
+            .reshape([patches / merge_unit, hidden * merge_unit]);
+        self.mlp.fc2.forward(gelu(self.mlp.fc1.forward(x)))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct VisionTransformer<B: Backend> {
+    pub patch_embed: PatchEmbed<B>,
+    pub blocks: Vec<VisionBlock<B>>,
+    pub merger: PatchMerger<B>,
+    pub spatial_merge_size: usize,
+    pub window_size: usize,
+    pub patch_size: usize,
+}
+
+impl VisionConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> VisionTransformer<B> {
+        let hidden = self.hidden_size;
+        let norm = RmsNormConfig::new(hidden).with_eps(NORM_EPS);
+        let merged = hidden * self.spatial_merge_size * self.spatial_merge_size;
+        let blocks = (0..self.depth)
+            .map(|i| VisionBlock {
+                norm1: norm.init(device),
+                attn: VisionAttention {
+                    qkv: linear(hidden, 3 * hidden, true, device),
+                    proj: linear(hidden, hidden, true, device),
+                    num_heads: self.num_heads,
+                },
+                norm2: norm.init(device),
+                mlp: VisionMlp {
+                    gate_proj: linear(hidden, self.intermediate_size, true, device),
+                    up_proj: linear(hidden, self.intermediate_size, true, device),
+                    down_proj: linear(self.intermediate_size, hidden, true, device),
+                },
+                full_attention: self.fullatt_block_indexes.contains(&i),
+            })
+            .collect();
+        VisionTransformer {
+            patch_embed: PatchEmbed {
+                proj: Conv3dWeight {
+                    weight: Initializer::Normal {
+                        mean: 0.0,
+                        std: 0.02,
+                    }
+                    .init(
+                        [
+                            hidden,
+                            self.in_channels,
+                            self.temporal_patch_size,
+                            self.patch_size,
+                            self.patch_size,
+                        ],
+                        device,
+                    ),
+                },
+            },
+            blocks,
+            merger: PatchMerger {
+                ln_q: norm.init(device),
+                mlp: MergerMlp {
+                    fc1: linear(merged, merged, true, device),
+                    fc2: linear(merged, self.out_hidden_size, true, device),
+                },
+            },
+            spatial_merge_size: self.spatial_merge_size,
+            window_size: self.window_size,
+            patch_size: self.patch_size,
+        }
+    }
+}
+
+impl<B: Backend> VisionTransformer<B> {
+    /// Image features in the order the `<|image_pad|>` tokens appear.
+    ///
+    /// # Shapes
+    /// - pixel_values: `[patches, channels·temporal·patch·patch]`
+    /// - grids: one `[t, h, w]` per image, in patches; `Σ t·h·w = patches`
+    /// - output: `[patches / merge², out_hidden]`
+    pub fn forward(&self, pixel_values: Tensor<B, 2>, grids: &[[usize; 3]]) -> Tensor<B, 2> {
+        let device = pixel_values.device();
+        let layout = WindowLayout::new(grids, self.spatial_merge_size, self.merge_window());
+        let unit = self.spatial_merge_size * self.spatial_merge_size;
+        let hidden = self.patch_embed.proj.weight.dims()[0];
+        let head_dim = hidden / self.blocks[0].attn.num_heads;
+
+        let x = self.patch_embed.forward(pixel_values);
+        let patch_order = index_tensor::<B>(&layout.patch_order(unit), &device);
+        let x = x.select(0, patch_order);
+        let rope = VisionRope::new(&layout, grids, self.spatial_merge_size, head_dim, &device);
+        let masks = AttentionMasks {
+            window: segment_mask(&layout.window_segments(unit), &device),
+            full: segment_mask(&layout.image_segments(grids), &device),
+        };
+        let x = self
+            .blocks
+            .iter()
+            .fold(x, |x, block| block.forward(x, &rope, &masks));
+        let merged = self.merger.forward(x, unit);
+        merged.select(0, index_tensor::<B>(&layout.restore_order(), &device))
+    }
+
+    fn merge_window(&self) -> usize {
+        self.window_size / self.spatial_merge_size / self.patch_size
+    }
+}
+
+/// The window permutation of merged tokens, as `get_vision_window_index` builds it.
+struct WindowLayout {
+    /// Merged-token index (natural order) for each position of the windowed sequence.
+    window_index: Vec<usize>,
+    /// Merged tokens in each window, in order; empty windows are dropped.
+    window_lengths: Vec<usize>,
+}
+
+impl WindowLayout {
+    fn new(grids: &[[usize; 3]], merge: usize, window: usize) -> Self {
+        let mut window_index = Vec::new();
+        let mut window_lengths = Vec::new();
+        let mut offset = 0;
+        for &[t, h, w] in grids {
+            let (mh, mw) = (h / merge, w / merge);
+            // Like the reference: a grid that divides evenly still gets one (empty) padding row.
+            let windows_h = (mh + window - mh % window) / window;
+            let windows_w = (mw + window - mw % window) / window;
+            for frame in 0..t {
+                for wy in 0..windows_h {
+                    for wx in 0..windows_w {
+                        let before = window_index.len();
+                        for y in wy * window..((wy + 1) * window).min(mh) {
+                            for x in wx * window..((wx + 1) * window).min(mw) {
+                                window_index.push(offset + (frame * mh + y) * mw + x);
+                            }
+                        }
+                        let len = window_index.len() - before;
+                        if len > 0 {
+                            window_lengths.push(len);
+                        }
+                    }
+                }
+            }
+            offset += t * mh * mw;
+        }
+        Self {
+            window_index,
+            window_lengths,
+        }
+    }
+
+    /// Patch rows of the windowed sequence: each merged token brings its `unit` patches.
+    fn patch_order(&self, unit: usize) -> Vec<usize> {
+        self.window_index
+            .iter()
+            .flat_map(|&m| (0..unit).map(move |u| m * unit + u))
+            .collect()
+    }
+
+    fn restore_order(&self) -> Vec<usize> {
+        let mut restore = vec![0; self.window_index.len()];
+        for (position, &m) in self.window_index.iter().enumerate() {
+            restore[m] = position;
+        }
+        restore
+    }
+
+    /// Segment id of every patch of the windowed sequence for window attention.
+    fn window_segments(&self, unit: usize) -> Vec<usize> {
+        self.window_lengths
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &len)| std::iter::repeat_n(i, len * unit))
+            .collect()
+    }
+
+    /// Segment id for full attention: one segment per frame of each image.
+    fn image_segments(&self, grids: &[[usize; 3]]) -> Vec<usize> {
+        grids
+            .iter()
+            .flat_map(|&[t, h, w]| std::iter::repeat_n(h * w, t))
+            .enumerate()
+            .flat_map(|(i, len)| std::iter::repeat_n(i, len))
+            .collect()
+    }
+}
+
+/// cos/sin of the 2-D rotary embedding for the windowed sequence.
+struct VisionRope<B: Backend> {
+    /// `[1, 1, seq, head_dim]`
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+}
+
+impl<B: Backend> VisionRope<B> {
+    fn new(
+        layout: &WindowLayout,
+        grids: &[[usize; 3]],
+        merge: usize,
+        head_dim: usize,
+        device: &B::Device,
+    ) -> Self {
+        // (row, column) of every patch in the processor's order: merge groups, row-major.
+        let mut positions = Vec::new();
+        for &[t, h, w] in grids {
+            for _ in 0..t {
+                for by in 0..h / merge {
+                    for bx in 0..w / merge {
+                        for dy in 0..merge {
+                            for dx in 0..merge {
+                                positions.push((by * merge + dy, bx * merge + dx));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let unit = merge * merge;
+        let spatial_dim = head_dim / 2;
+        let inv_freq: Vec<f32> = (0..spatial_dim)
+            .step_by(2)
+            .map(|i| 1.0 / VISION_ROPE_THETA.powf(i as f32 / spatial_dim as f32))
+            .collect();
+        let seq = positions.len();
+        let mut cos = Vec::with_capacity(seq * head_dim);
+        let mut sin = Vec::with_capacity(seq * head_dim);
+        for patch in layout.patch_order(unit) {
+            let (row, col) = positions[patch];
+            // [h-freqs, w-freqs] repeated twice to span the head.
+            for _ in 0..2 {
+                for coord in [row, col] {
+                    for &f in &inv_freq {
+                        let angle = coord as f32 * f;
+                        cos.push(angle.cos());
+                        sin.push(angle.sin());
+                    }
+                }
+            }
+        }
+        let shape = [1, 1, seq, head_dim];
+        Self {
+            cos: Tensor::from_data(TensorData::new(cos, shape), device),
+            sin: Tensor::from_data(TensorData::new(sin, shape), device),
+        }
+    }
+}
+
+struct AttentionMasks<B: Backend> {
+    window: Option<Tensor<B, 4, Bool>>,
+    full: Option<Tensor<B, 4, Bool>>,
+}
+
+/// Block-diagonal mask that keeps attention inside each segment; `None` for a single segment.
+fn segment_mask<B: Backend>(segments: &[usize], device: &B::Device) -> Option<Tensor<B, 4, Bool>> {
+    if segments.first() == segments.last() {
+        return None;
+    }
+    let n = segments.len();
+    let blocked: Vec<bool> = segments
+        .iter()
+        .flat_map(|a| segments.iter().map(move |b| a != b))
+        .collect();
+    Some(Tensor::from_data(
+        TensorData::new(blocked, [1, 1, n, n]),
+        device,
+    ))
+}
+
+fn index_tensor<B: Backend>(indices: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
+    let values: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+    Tensor::from_data(TensorData::new(values, [indices.len()]), device)
+}

@@ -1,0 +1,260 @@
+//! Reading HF safetensors checkpoints (single file or sharded with an index) into burn modules.
+//!
+//! Loading walks the module tree with a [`ModuleMapper`]: every parameter's path (its field
+//! names, which follow the HF checkpoint keys) is looked up in the checkpoint, so a missing,
+//! extra or mis-shaped tensor is reported with its key and both shapes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use memmap2::Mmap;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Error, Result};
+
+const SINGLE_FILE: &str = "model.safetensors";
+const INDEX_FILE: &str = "model.safetensors.index.json";
+
+struct Shard {
+    path: PathBuf,
+    mmap: Mmap,
+}
+
+/// Where one tensor lives.
+struct Entry {
+    shard: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    /// Byte range inside the shard's mmap.
+    range: std::ops::Range<usize>,
+}
+
+/// A memory-mapped HF checkpoint: `model.safetensors`, or the shards named by
+/// `model.safetensors.index.json`.
+pub struct Checkpoint {
+    shards: Vec<Shard>,
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Checkpoint {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let single = dir.join(SINGLE_FILE);
+        let index = dir.join(INDEX_FILE);
+        let files: Vec<PathBuf> = if single.is_file() {
+            vec![single]
+        } else if index.is_file() {
+            shard_files(&index)?
+        } else {
+            return Err(Error::NoWeights { dir: dir.into() });
+        };
+        let mut checkpoint = Checkpoint {
+            shards: Vec::new(),
+            entries: BTreeMap::new(),
+        };
+        for path in files {
+            checkpoint.add_shard(path)?;
+        }
+        Ok(checkpoint)
+    }
+
+    fn add_shard(&mut self, path: PathBuf) -> Result<()> {
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        // SAFETY: the file is opened read-only; a checkpoint rewritten while it is being read is
+        // outside what any loader can defend against.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+        let bad = |message: String| Error::SafeTensors {
+            path: path.clone(),
+            message,
+        };
+        let (header_len, metadata) =
+            SafeTensors::read_metadata(&mmap).map_err(|e| bad(e.to_string()))?;
+        let data_start = 8 + header_len;
+        let shard = self.shards.len();
+        for (key, info) in metadata.tensors() {
+            let (start, end) = info.data_offsets;
+            let entry = Entry {
+                shard,
+                dtype: info.dtype,
+                shape: info.shape.clone(),
+                range: data_start + start..data_start + end,
+            };
+            if self.entries.insert(key.clone(), entry).is_some() {
+                return Err(bad(format!(
+                    "tensor `{key}` appears in more than one shard"
+                )));
+            }
+        }
+        self.shards.push(Shard { path, mmap });
+        Ok(())
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    pub fn shape(&self, key: &str) -> Option<&[usize]> {
+        self.entries.get(key).map(|e| e.shape.as_slice())
+    }
+
+    /// The tensor as f32 values, whatever float type it is stored in.
+    pub fn read_f32(&self, key: &str) -> Result<TensorData> {
+        let entry = self
+            .entries
+            .get(key)
+            .ok_or_else(|| Error::Mismatch(format!("tensor `{key}` is not in the checkpoint")))?;
+        let shard = &self.shards[entry.shard];
+        let bytes = &shard.mmap[entry.range.clone()];
+        let values: Vec<f32> = match entry.dtype {
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(Error::Tensor {
+                    key: key.into(),
+                    path: shard.path.clone(),
+                    message: format!("dtype {other:?} is not a float type this loader reads"),
+                });
+            }
+        };
+        Ok(TensorData::new(values, entry.shape.clone()))
+    }
+
+    fn path_of(&self, key: &str) -> PathBuf {
+        self.entries
+            .get(key)
+            .map(|e| self.shards[e.shard].path.clone())
+            .unwrap_or_default()
+    }
+
+    /// Fills every parameter of `module` from the checkpoint.
+    ///
+    /// `module_path` names the module parameter a stored key belongs to (HF has renamed its
+    /// prefixes across versions), or `None` for tensors that are knowingly not loaded (tied
+    /// `lm_head`, saved rotary buffers). Every other stored tensor must be consumed.
+    pub fn load<B: Backend, M: Module<B>>(
+        &self,
+        module: M,
+        module_path: impl Fn(&str) -> Option<String>,
+        device: &B::Device,
+    ) -> Result<M> {
+        let mut by_path = BTreeMap::new();
+        for key in self.keys() {
+            if let Some(path) = module_path(key) {
+                if let Some(previous) = by_path.insert(path.clone(), key.to_string()) {
+                    return Err(Error::Mismatch(format!(
+                        "tensors `{previous}` and `{key}` both name parameter `{path}`"
+                    )));
+                }
+            }
+        }
+        let mut mapper = LoadMapper {
+            checkpoint: self,
+            by_path,
+            device: device.clone(),
+            stack: Vec::new(),
+            used: BTreeSet::new(),
+            problems: Vec::new(),
+        };
+        let module = module.map(&mut mapper);
+        for (path, key) in &mapper.by_path {
+            if !mapper.used.contains(path) {
+                mapper.problems.push(format!(
+                    "unexpected tensor `{key}` {:?} in {}",
+                    self.shape(key).unwrap_or_default(),
+                    self.path_of(key).display()
+                ));
+            }
+        }
+        if mapper.problems.is_empty() {
+            Ok(module)
+        } else {
+            Err(Error::Mismatch(mapper.problems.join("\n")))
+        }
+    }
+}
+
+fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        weight_map: BTreeMap<String, String>,
+    }
+    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+    let parsed: Index = serde_json::from_str(&text).map_err(|source| Error::Json {
+        path: index.into(),
+        source,
+    })?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let names: BTreeSet<&String> = parsed.weight_map.values().collect();
+    Ok(names.into_iter().map(|name| dir.join(name)).collect())
+}
+
+struct LoadMapper<'a, B: Backend> {
+    checkpoint: &'a Checkpoint,
+    /// Module parameter path -> stored key.
+    by_path: BTreeMap<String, String>,
+    device: B::Device,
+    stack: Vec<String>,
+    used: BTreeSet<String>,
+    problems: Vec<String>,
+}
+
+impl<B: Backend> LoadMapper<'_, B> {
+    fn load_tensor<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let path = self.stack.join(".");
+        let expected = param.lazy_shape().dims::<D>();
+        let Some(key) = self.by_path.get(&path).cloned() else {
+            self.problems.push(format!(
+                "missing tensor for parameter `{path}` (expected shape {expected:?})"
+            ));
+            return param;
+        };
+        self.used.insert(path);
+        let data = match self.checkpoint.read_f32(&key) {
+            Ok(data) => data,
+            Err(e) => {
+                self.problems.push(e.to_string());
+                return param;
+            }
+        };
+        // Every parameter is built in the checkpoint's layout (burn's column-major Linear keeps
+        // PyTorch's [out, in]), so the stored shape must equal the initializer's.
+        let stored: Vec<usize> = data.shape.to_vec();
+        if stored != expected {
+            self.problems.push(format!(
+                "tensor `{key}` has shape {stored:?}, the model expects {expected:?}"
+            ));
+            return param;
+        }
+        // `transform_for_load` applies the parameter's load mapper (the Linear's transposed
+        // view) without running its random initializer.
+        let id = param.id;
+        param.transform_for_load(Tensor::from_data(data, &self.device), id)
+    }
+}
+
+impl<B: Backend> ModuleMapper<B> for LoadMapper<'_, B> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.stack.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.stack.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        self.load_tensor(param)
+    }
+}
