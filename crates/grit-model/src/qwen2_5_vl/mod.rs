@@ -19,7 +19,7 @@ pub use positions::{Positions, rope_index};
 use crate::error::{Error, Result};
 use crate::generate::Decoder;
 use crate::kv_cache::KvCache;
-use crate::nn::linear;
+use crate::nn::{AttentionMask, linear};
 use crate::weights::Checkpoint;
 use text::TextModel;
 use vision::VisionTransformer;
@@ -291,12 +291,16 @@ impl<B: Backend> Qwen2_5Vl<B> {
             &self.device,
         );
         let rope = text.rope(&padded.positions, &self.device);
-        let mask = prefill_mask(&padded, &self.device);
-        let hidden =
-            self.module
-                .model
-                .language_model
-                .forward(embeds, &rope, Some(mask), &mut cache);
+        let mask = if padded.valid.contains(&false) {
+            AttentionMask::Explicit(padding_mask(&padded, &self.device))
+        } else {
+            AttentionMask::Causal
+        };
+        let hidden = self
+            .module
+            .model
+            .language_model
+            .forward(embeds, &rope, mask, &mut cache);
         Ok((hidden, padded, cache))
     }
 
@@ -315,7 +319,7 @@ impl<B: Backend> Qwen2_5Vl<B> {
 ///
 /// # Shapes
 /// - output: `[batch, 1, len, len]`
-fn prefill_mask<B: Backend>(padded: &Padded, device: &B::Device) -> Tensor<B, 4, Bool> {
+fn padding_mask<B: Backend>(padded: &Padded, device: &B::Device) -> Tensor<B, 4, Bool> {
     let (batch, len) = (padded.batch, padded.len);
     let mut masked = Vec::with_capacity(batch * len * len);
     for b in 0..batch {
@@ -366,13 +370,19 @@ impl<B: Backend> Decoder<B> for Qwen2_5Vl<B> {
             .text
             .rope(&[column.clone(), column.clone(), column], &self.device);
         let total = state.cache.len() + 1;
-        let mask = state.prompt_valid.as_ref().map(|valid| {
-            let masked: Vec<bool> = valid
-                .iter()
-                .flat_map(|row| (0..total).map(move |j| j < row.len() && !row[j]))
-                .collect();
-            Tensor::from_data(TensorData::new(masked, [batch, 1, 1, total]), &self.device)
-        });
+        let mask = match &state.prompt_valid {
+            None => AttentionMask::None,
+            Some(valid) => {
+                let masked: Vec<bool> = valid
+                    .iter()
+                    .flat_map(|row| (0..total).map(move |j| j < row.len() && !row[j]))
+                    .collect();
+                AttentionMask::Explicit(Tensor::from_data(
+                    TensorData::new(masked, [batch, 1, 1, total]),
+                    &self.device,
+                ))
+            }
+        };
         let hidden = text.forward(embeds, &rope, mask, &mut state.cache);
         state.next_position.iter_mut().for_each(|p| *p += 1);
         self.lm_head(hidden).squeeze_dim::<2>(1)

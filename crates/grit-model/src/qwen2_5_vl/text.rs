@@ -4,11 +4,11 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear};
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor};
 
 use super::config::TextConfig;
 use crate::kv_cache::{KvCache, LayerCache};
-use crate::nn::{RmsNorm, RmsNormConfig, apply_rotary, grouped_attention, linear};
+use crate::nn::{AttentionMask, RmsNorm, RmsNormConfig, Rotary, grouped_attention, linear};
 
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
@@ -22,26 +22,30 @@ pub struct Attention<B: Backend> {
 
 impl<B: Backend> Attention<B> {
     /// # Shapes
-    /// - x: `[batch, seq, hidden]`
-    /// - rope: cos/sin `[batch, 1, seq, head_dim]`
-    /// - mask: `[batch, 1, seq, cached + seq]`
+    /// - x: `[batch, seq, hidden]` → `[batch, seq, hidden]`
+    /// - mask: over `cached + seq` keys
     fn forward(
         &self,
         x: Tensor<B, 3>,
         rope: &Rope<B>,
-        mask: Option<Tensor<B, 4, Bool>>,
+        mask: AttentionMask<B>,
         cache: &mut LayerCache<B>,
         start: usize,
     ) -> Tensor<B, 3> {
         let [batch, seq, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
-        let heads =
-            |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, head_dim]).swap_dims(1, 2);
-        let q = heads(self.q_proj.forward(x.clone()), self.num_heads);
-        let k = heads(self.k_proj.forward(x.clone()), self.num_key_value_heads);
+        // Rotate in the projections' own [batch, seq, heads, head_dim] layout, then move heads
+        // forward for attention.
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, head_dim]);
+        let q = rope
+            .q
+            .apply(heads(self.q_proj.forward(x.clone()), self.num_heads));
+        let k = rope.k.apply(heads(
+            self.k_proj.forward(x.clone()),
+            self.num_key_value_heads,
+        ));
         let v = heads(self.v_proj.forward(x), self.num_key_value_heads);
-        let q = apply_rotary(q, rope.cos.clone(), rope.sin.clone());
-        let k = apply_rotary(k, rope.cos.clone(), rope.sin.clone());
+        let (q, k, v) = (q.swap_dims(1, 2), k.swap_dims(1, 2), v.swap_dims(1, 2));
         let (k, v) = cache.update(start, k, v);
         let out = grouped_attention(q, k, v, mask)
             .swap_dims(1, 2)
@@ -110,12 +114,11 @@ impl TextConfig {
         }
     }
 
-    /// Rotary cos/sin for M-RoPE positions: the half-dimension is split into
+    /// Rotary tables for M-RoPE positions: the half-dimension is split into
     /// `mrope_section` = [temporal, height, width] bands, each rotated by its own position row.
     ///
     /// # Shapes
     /// - positions: `[3][batch][seq]`
-    /// - output: cos/sin `[batch, 1, seq, head_dim]`
     pub fn rope<B: Backend>(&self, positions: &[Vec<Vec<i64>>; 3], device: &B::Device) -> Rope<B> {
         let head_dim = self.head_dim();
         let half = head_dim / 2;
@@ -127,33 +130,23 @@ impl TextConfig {
             .collect();
         let batch = positions[0].len();
         let seq = positions[0].first().map_or(0, Vec::len);
-        let mut cos = Vec::with_capacity(batch * seq * head_dim);
-        let mut sin = Vec::with_capacity(batch * seq * head_dim);
+        let mut angles = Vec::with_capacity(batch * seq * half);
         for b in 0..batch {
             for s in 0..seq {
-                let start = cos.len();
-                for j in 0..half {
-                    let angle = positions[band[j]][b][s] as f32 * inv_freq[j];
-                    cos.push(angle.cos());
-                    sin.push(angle.sin());
-                }
-                cos.extend_from_within(start..start + half);
-                sin.extend_from_within(start..start + half);
+                angles.extend((0..half).map(|j| positions[band[j]][b][s] as f32 * inv_freq[j]));
             }
         }
-        let shape = [batch, 1, seq, head_dim];
         Rope {
-            cos: Tensor::from_data(TensorData::new(cos, shape), device),
-            sin: Tensor::from_data(TensorData::new(sin, shape), device),
+            q: Rotary::new(&angles, batch, seq, self.num_attention_heads, device),
+            k: Rotary::new(&angles, batch, seq, self.num_key_value_heads, device),
         }
     }
 }
 
-/// Rotary cos/sin for the positions of one forward call.
+/// Rotary tables for the positions of one forward call, for query and key heads.
 pub struct Rope<B: Backend> {
-    /// `[batch, 1, seq, head_dim]`
-    pub cos: Tensor<B, 4>,
-    pub sin: Tensor<B, 4>,
+    pub q: Rotary<B>,
+    pub k: Rotary<B>,
 }
 
 impl<B: Backend> TextModel<B> {
@@ -168,13 +161,13 @@ impl<B: Backend> TextModel<B> {
     ///
     /// # Shapes
     /// - embeds: `[batch, seq, hidden]`
-    /// - mask: `[batch, 1, seq, cache.len() + seq]`, `true` = not attended
+    /// - mask: over `cache.len() + seq` keys
     /// - output: `[batch, seq, hidden]`
     pub fn forward(
         &self,
         embeds: Tensor<B, 3>,
         rope: &Rope<B>,
-        mask: Option<Tensor<B, 4, Bool>>,
+        mask: AttentionMask<B>,
         cache: &mut KvCache<B>,
     ) -> Tensor<B, 3> {
         let start = cache.len();

@@ -10,10 +10,10 @@ use burn::module::{Initializer, Module, Param};
 use burn::nn::Linear;
 use burn::tensor::activation::{gelu, silu};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::config::VisionConfig;
-use crate::nn::{RmsNorm, RmsNormConfig, apply_rotary, grouped_attention, linear};
+use crate::nn::{AttentionMask, RmsNorm, RmsNormConfig, Rotary, grouped_attention, linear};
 
 const VISION_ROPE_THETA: f32 = 10_000.0;
 const NORM_EPS: f64 = 1e-6;
@@ -63,32 +63,27 @@ pub struct VisionAttention<B: Backend> {
 
 impl<B: Backend> VisionAttention<B> {
     /// # Shapes
-    /// - x: `[seq, hidden]`
-    /// - cos, sin: `[1, 1, seq, head_dim]`
-    /// - mask: `[1, 1, seq, seq]`
+    /// - x: `[seq, hidden]` → `[seq, hidden]`
     pub fn forward(
         &self,
         x: Tensor<B, 2>,
-        cos: Tensor<B, 4>,
-        sin: Tensor<B, 4>,
-        mask: Option<Tensor<B, 4, Bool>>,
+        rope: &Rotary<B>,
+        mask: AttentionMask<B>,
     ) -> Tensor<B, 2> {
         let [seq, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
-        // [seq, 3·hidden] → 3 × [1, heads, seq, head_dim]
-        let qkv = self
-            .qkv
-            .forward(x)
-            .reshape([seq, 3, self.num_heads, head_dim])
-            .permute([1, 2, 0, 3]);
-        let part = |i: usize| qkv.clone().narrow(0, i, 1);
-        let q = apply_rotary(part(0), cos.clone(), sin.clone());
-        let k = apply_rotary(part(1), cos, sin);
-        let out = grouped_attention(q, k, part(2), mask);
-        let out = out
-            .squeeze_dim::<3>(0)
-            .swap_dims(0, 1)
-            .reshape([seq, hidden]);
+        let qkv = self.qkv.forward(x);
+        // Each of q, k, v as [1, seq, heads, head_dim].
+        let part = |i: usize| {
+            qkv.clone()
+                .narrow(1, i * hidden, hidden)
+                .reshape([1, seq, self.num_heads, head_dim])
+        };
+        let q = rope.apply(part(0)).swap_dims(1, 2);
+        let k = rope.apply(part(1)).swap_dims(1, 2);
+        let v = part(2).swap_dims(1, 2);
+        let out = grouped_attention(q, k, v, mask);
+        let out = out.swap_dims(1, 2).reshape([seq, hidden]);
         self.proj.forward(out)
     }
 }
@@ -107,7 +102,7 @@ impl<B: Backend> VisionBlock<B> {
     fn forward(
         &self,
         x: Tensor<B, 2>,
-        rope: &VisionRope<B>,
+        rope: &Rotary<B>,
         masks: &AttentionMasks<B>,
     ) -> Tensor<B, 2> {
         let mask = if self.full_attention {
@@ -115,12 +110,7 @@ impl<B: Backend> VisionBlock<B> {
         } else {
             masks.window.clone()
         };
-        let attn = self.attn.forward(
-            self.norm1.forward(x.clone()),
-            rope.cos.clone(),
-            rope.sin.clone(),
-            mask,
-        );
+        let attn = self.attn.forward(self.norm1.forward(x.clone()), rope, mask);
         let x = x + attn;
         let mlp = self.mlp.forward(self.norm2.forward(x.clone()));
         x + mlp
@@ -233,12 +223,19 @@ impl<B: Backend> VisionTransformer<B> {
         let layout = WindowLayout::new(grids, self.spatial_merge_size, self.merge_window());
         let unit = self.spatial_merge_size * self.spatial_merge_size;
         let hidden = self.patch_embed.proj.weight.dims()[0];
-        let head_dim = hidden / self.blocks[0].attn.num_heads;
 
         let x = self.patch_embed.forward(pixel_values);
         let patch_order = index_tensor::<B>(&layout.patch_order(unit), &device);
         let x = x.select(0, patch_order);
-        let rope = VisionRope::new(&layout, grids, self.spatial_merge_size, head_dim, &device);
+        let heads = self.blocks[0].attn.num_heads;
+        let rope = vision_rotary(
+            &layout,
+            grids,
+            self.spatial_merge_size,
+            heads,
+            hidden / heads,
+            &device,
+        );
         let masks = AttentionMasks {
             window: segment_mask(&layout.window_segments(unit), &device),
             full: segment_mask(&layout.image_segments(grids), &device),
@@ -334,82 +331,62 @@ impl WindowLayout {
     }
 }
 
-/// cos/sin of the 2-D rotary embedding for the windowed sequence.
-struct VisionRope<B: Backend> {
-    /// `[1, 1, seq, head_dim]`
-    cos: Tensor<B, 4>,
-    sin: Tensor<B, 4>,
-}
-
-impl<B: Backend> VisionRope<B> {
-    fn new(
-        layout: &WindowLayout,
-        grids: &[[usize; 3]],
-        merge: usize,
-        head_dim: usize,
-        device: &B::Device,
-    ) -> Self {
-        // (row, column) of every patch in the processor's order: merge groups, row-major.
-        let mut positions = Vec::new();
-        for &[t, h, w] in grids {
-            for _ in 0..t {
-                for by in 0..h / merge {
-                    for bx in 0..w / merge {
-                        for dy in 0..merge {
-                            for dx in 0..merge {
-                                positions.push((by * merge + dy, bx * merge + dx));
-                            }
+/// The 2-D rotary embedding of the windowed sequence: each head's half-dimension holds the
+/// patch row's angles, then the patch column's.
+fn vision_rotary<B: Backend>(
+    layout: &WindowLayout,
+    grids: &[[usize; 3]],
+    merge: usize,
+    heads: usize,
+    head_dim: usize,
+    device: &B::Device,
+) -> Rotary<B> {
+    // (row, column) of every patch in the processor's order: merge groups, row-major.
+    let mut positions = Vec::new();
+    for &[t, h, w] in grids {
+        for _ in 0..t {
+            for by in 0..h / merge {
+                for bx in 0..w / merge {
+                    for dy in 0..merge {
+                        for dx in 0..merge {
+                            positions.push((by * merge + dy, bx * merge + dx));
                         }
                     }
                 }
             }
         }
-        let unit = merge * merge;
-        let spatial_dim = head_dim / 2;
-        let inv_freq: Vec<f32> = (0..spatial_dim)
-            .step_by(2)
-            .map(|i| 1.0 / VISION_ROPE_THETA.powf(i as f32 / spatial_dim as f32))
-            .collect();
-        let seq = positions.len();
-        let mut cos = Vec::with_capacity(seq * head_dim);
-        let mut sin = Vec::with_capacity(seq * head_dim);
-        for patch in layout.patch_order(unit) {
-            let (row, col) = positions[patch];
-            // [h-freqs, w-freqs] repeated twice to span the head.
-            for _ in 0..2 {
-                for coord in [row, col] {
-                    for &f in &inv_freq {
-                        let angle = coord as f32 * f;
-                        cos.push(angle.cos());
-                        sin.push(angle.sin());
-                    }
-                }
-            }
-        }
-        let shape = [1, 1, seq, head_dim];
-        Self {
-            cos: Tensor::from_data(TensorData::new(cos, shape), device),
-            sin: Tensor::from_data(TensorData::new(sin, shape), device),
+    }
+    let spatial_dim = head_dim / 2;
+    let inv_freq: Vec<f32> = (0..spatial_dim)
+        .step_by(2)
+        .map(|i| 1.0 / VISION_ROPE_THETA.powf(i as f32 / spatial_dim as f32))
+        .collect();
+    let mut angles = Vec::with_capacity(positions.len() * spatial_dim);
+    for patch in layout.patch_order(merge * merge) {
+        let (row, col) = positions[patch];
+        for coord in [row, col] {
+            angles.extend(inv_freq.iter().map(|&f| coord as f32 * f));
         }
     }
+    Rotary::new(&angles, 1, positions.len(), heads, device)
 }
 
 struct AttentionMasks<B: Backend> {
-    window: Option<Tensor<B, 4, Bool>>,
-    full: Option<Tensor<B, 4, Bool>>,
+    window: AttentionMask<B>,
+    full: AttentionMask<B>,
 }
 
-/// Block-diagonal mask that keeps attention inside each segment; `None` for a single segment.
-fn segment_mask<B: Backend>(segments: &[usize], device: &B::Device) -> Option<Tensor<B, 4, Bool>> {
+/// Block-diagonal mask that keeps attention inside each segment.
+fn segment_mask<B: Backend>(segments: &[usize], device: &B::Device) -> AttentionMask<B> {
     if segments.first() == segments.last() {
-        return None;
+        return AttentionMask::None;
     }
     let n = segments.len();
     let blocked: Vec<bool> = segments
         .iter()
         .flat_map(|a| segments.iter().map(move |b| a != b))
         .collect();
-    Some(Tensor::from_data(
+    AttentionMask::Explicit(Tensor::from_data(
         TensorData::new(blocked, [1, 1, n, n]),
         device,
     ))
