@@ -40,6 +40,9 @@ struct Args {
     /// Device for the transformers side (cpu or cuda).
     #[arg(long, default_value = "cpu")]
     hf_device: String,
+    /// The transformers side of the benchmark.
+    #[arg(long, default_value = "tools/fixtures/bench_hf.py")]
+    hf_script: PathBuf,
 }
 
 #[derive(Debug)]
@@ -134,9 +137,8 @@ impl OnBackend for Bench<'_> {
 }
 
 fn transformers(args: &Args, python: &Path) -> anyhow::Result<Timing> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/fixtures/bench_hf.py");
     let output = Command::new(python)
-        .arg(&script)
+        .arg(&args.hf_script)
         .arg("--model")
         .arg(&args.model)
         .args(["--prompt-len", &args.prompt_len.to_string()])

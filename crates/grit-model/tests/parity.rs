@@ -1,7 +1,8 @@
 //! Parity with HF transformers: every case directory under `$GRIT_PARITY_DIR` (default: the
 //! committed fixtures) holds a tiny random Qwen2.5-VL checkpoint and the oracle's outputs in
-//! `io.safetensors` (see tools/fixtures/README.md). Backend: `$GRIT_TEST_BACKEND` (cpu, wgpu or
-//! cuda; default cpu).
+//! `io.safetensors` (see tools/fixtures/README.md). It runs on every backend compiled in: the
+//! CPU always, wgpu with the `wgpu` feature, CUDA with `cuda` (ignored by default: it needs an
+//! NVIDIA GPU; run it with `--ignored`).
 
 use std::path::{Path, PathBuf};
 
@@ -195,12 +196,48 @@ impl OnBackend for Parity {
     }
 }
 
-#[test]
-fn qwen2_5_vl_matches_transformers() {
-    let kind: BackendKind = std::env::var("GRIT_TEST_BACKEND")
-        .unwrap_or_else(|_| "cpu".into())
-        .parse()
-        .unwrap();
+fn assert_parity(kind: BackendKind) {
     let problems = dispatch(kind, Parity).unwrap_or_else(|e| panic!("{e}"));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn cpu_matches_transformers() {
+    assert_parity(BackendKind::Cpu);
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_matches_transformers() {
+    assert_parity(BackendKind::Wgpu);
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn cuda_matches_transformers() {
+    assert_parity(BackendKind::Cuda);
+}
+
+/// Without a GPU, the first CUDA call panics inside cudarc; users get an error instead.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_without_a_device_is_an_error_not_a_panic() {
+    struct Touch;
+    impl OnBackend for Touch {
+        type Output = ();
+        fn run<B: Backend>(self, device: B::Device) {
+            Tensor::<B, 1>::ones([2], &device).into_data();
+        }
+    }
+    match dispatch(BackendKind::Cuda, Touch) {
+        Ok(()) => println!("a CUDA device is present"),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                message.starts_with("backend `cuda` unavailable"),
+                "{message}"
+            );
+        }
+    }
 }
