@@ -78,12 +78,15 @@ pub struct Completion {
 /// Called with (row, token) as each token is chosen, for streaming.
 pub type OnToken<'a> = &'a mut dyn FnMut(usize, u32);
 
+/// Turns a completion's token ids into text, for stop strings.
+pub type Detokenize<'a> = &'a dyn Fn(&[u32]) -> String;
+
 /// Generates a completion for every prompt. `detokenize` is needed only for stop strings.
 pub fn generate<B: Backend, D: Decoder<B>>(
     model: &D,
     prompts: &[D::Prompt],
     config: &GenerationConfig,
-    detokenize: Option<&dyn Fn(&[u32]) -> String>,
+    detokenize: Option<Detokenize<'_>>,
     on_token: Option<OnToken<'_>>,
 ) -> Result<Vec<Completion>> {
     let mut on_token = on_token;

@@ -152,12 +152,12 @@ impl Checkpoint {
     ) -> Result<M> {
         let mut by_path = BTreeMap::new();
         for key in self.keys() {
-            if let Some(path) = module_path(key) {
-                if let Some(previous) = by_path.insert(path.clone(), key.to_string()) {
-                    return Err(Error::Mismatch(format!(
-                        "tensors `{previous}` and `{key}` both name parameter `{path}`"
-                    )));
-                }
+            if let Some(path) = module_path(key)
+                && let Some(previous) = by_path.insert(path.clone(), key.to_string())
+            {
+                return Err(Error::Mismatch(format!(
+                    "tensors `{previous}` and `{key}` both name parameter `{path}`"
+                )));
             }
         }
         let mut mapper = LoadMapper {

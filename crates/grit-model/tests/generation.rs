@@ -3,11 +3,16 @@
 
 mod common;
 
-use common::{Cpu, fixture, host, max_abs_diff};
+use common::{fixtures_root, host, max_abs_diff};
+use grit_model::backend::Cpu;
 use grit_model::generate::{
     Decoder, FinishReason, GenerationConfig, Sampling, generate, log_softmax_at,
 };
 use grit_model::qwen2_5_vl::{ImageInput, Prompt, Qwen2_5Vl};
+
+fn fixture(case: &str) -> std::path::PathBuf {
+    fixtures_root().join(case)
+}
 
 fn config(max_new_tokens: usize) -> GenerationConfig {
     GenerationConfig {

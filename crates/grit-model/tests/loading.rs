@@ -6,10 +6,15 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{Cpu, fixture, host, max_abs_diff};
+use common::{fixtures_root, host, max_abs_diff};
 use grit_model::Error;
+use grit_model::backend::Cpu;
 use grit_model::qwen2_5_vl::{Prompt, Qwen2_5Vl};
 use safetensors::{Dtype, SafeTensors, View};
+
+fn fixture(case: &str) -> std::path::PathBuf {
+    fixtures_root().join(case)
+}
 
 /// An owned tensor to write back.
 struct Owned {

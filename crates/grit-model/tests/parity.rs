@@ -4,10 +4,13 @@
 //! CPU always, wgpu with the `wgpu` feature, CUDA with `cuda` (ignored by default: it needs an
 //! NVIDIA GPU; run it with `--ignored`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use common::{fixtures_root, host, max_abs_diff};
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
 use grit_model::generate::{Decoder, GenerationConfig, Sampling, generate};
 use grit_model::qwen2_5_vl::{ImageInput, Prompt, Qwen2_5Vl};
@@ -18,9 +21,7 @@ const TOLERANCE: f32 = 1e-4;
 fn cases() -> Vec<PathBuf> {
     let root = std::env::var_os("GRIT_PARITY_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/qwen2_5_vl")
-        });
+        .unwrap_or_else(fixtures_root);
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .map(|entry| entry.unwrap().path())
@@ -97,21 +98,10 @@ impl Oracle {
     }
 }
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> (Vec<usize>, Vec<f32>) {
-    let data = t.into_data().convert::<f32>();
-    (data.shape.to_vec(), data.into_vec().unwrap())
-}
-
-fn max_abs_diff(what: &str, got: (Vec<usize>, Vec<f32>), want: &(Vec<usize>, Vec<f32>)) -> f32 {
+/// max |Δ| after checking that the shapes agree.
+fn compare(what: &str, got: (Vec<usize>, Vec<f32>), want: &(Vec<usize>, Vec<f32>)) -> f32 {
     assert_eq!(got.0, want.0, "{what}: shape");
-    got.1
-        .iter()
-        .zip(&want.1)
-        .map(|(a, b)| (a - b).abs())
-        .fold(
-            0.0,
-            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-        )
+    max_abs_diff(&got.1, &want.1)
 }
 
 /// Checks one case and returns the problems found (empty when it matches the oracle).
@@ -120,7 +110,7 @@ fn check_case<B: Backend>(dir: &Path, device: &B::Device) -> Vec<String> {
     let mut problems = Vec::new();
     let mut expect_close = |what: &str, diff: f32| {
         println!("{name}: {what} max|Δ| = {diff:.3e}");
-        if !(diff <= TOLERANCE) {
+        if diff > TOLERANCE {
             problems.push(format!("{name}: {what} max|Δ| = {diff:e} > {TOLERANCE:e}"));
         }
     };
@@ -136,14 +126,14 @@ fn check_case<B: Backend>(dir: &Path, device: &B::Device) -> Vec<String> {
     if let Some(want) = oracle.f32("vision.image_embeds") {
         let images: Vec<&ImageInput> = prompt.images.iter().collect();
         let got = host(model.image_features(&images).expect("image features"));
-        expect_close("image embeds", max_abs_diff("image embeds", got, &want));
+        expect_close("image embeds", compare("image embeds", got, &want));
     }
 
     let want_logits = oracle.f32("logits").expect("logits");
     let logits = model
         .forward(std::slice::from_ref(&prompt))
         .expect("forward");
-    expect_close("logits", max_abs_diff("logits", host(logits), &want_logits));
+    expect_close("logits", compare("logits", host(logits), &want_logits));
 
     // Decode the oracle's tokens step by step through the KV cache.
     let (_, want_ids) = oracle.i64("generated_ids").expect("generated_ids");
@@ -158,7 +148,7 @@ fn check_case<B: Backend>(dir: &Path, device: &B::Device) -> Vec<String> {
             vec![1, vocab],
             want_steps[k * vocab..(k + 1) * vocab].to_vec(),
         );
-        worst = worst.max(max_abs_diff("step logits", host(logits.clone()), &want));
+        worst = worst.max(compare("step logits", host(logits.clone()), &want));
         if k + 1 < want_ids.len() {
             logits = model.step(&[token as u32], &mut state);
         }

@@ -131,9 +131,13 @@ impl TextConfig {
         let batch = positions[0].len();
         let seq = positions[0].first().map_or(0, Vec::len);
         let mut angles = Vec::with_capacity(batch * seq * half);
-        for b in 0..batch {
+        for (t, (h, w)) in positions[0]
+            .iter()
+            .zip(positions[1].iter().zip(&positions[2]))
+        {
             for s in 0..seq {
-                angles.extend((0..half).map(|j| positions[band[j]][b][s] as f32 * inv_freq[j]));
+                let rows = [t[s], h[s], w[s]];
+                angles.extend((0..half).map(|j| rows[band[j]] as f32 * inv_freq[j]));
             }
         }
         Rope {

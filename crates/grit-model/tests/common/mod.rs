@@ -5,13 +5,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
-pub type Cpu = grit_model::backend::Cpu;
-
-/// A committed parity fixture case directory.
-pub fn fixture(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/qwen2_5_vl")
-        .join(case)
+/// The committed parity fixtures.
+pub fn fixtures_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/qwen2_5_vl")
 }
 
 pub fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> (Vec<usize>, Vec<f32>) {
