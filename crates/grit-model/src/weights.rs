@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use memmap2::Mmap;
@@ -256,5 +256,88 @@ impl<B: Backend> ModuleMapper<B> for LoadMapper<'_, B> {
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         self.load_tensor(param)
+    }
+}
+
+/// How exported weights are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreDtype {
+    /// What the hub ships.
+    Bf16,
+    F32,
+}
+
+/// Writes every parameter of `module` to a safetensors file, under the key `checkpoint_key`
+/// gives for each module path. The file is written beside `path` and renamed into place, so
+/// an interrupted export never leaves a truncated checkpoint.
+pub fn save<B: Backend, M: Module<B>>(
+    module: &M,
+    path: &Path,
+    checkpoint_key: impl Fn(&str) -> String,
+    dtype: StoreDtype,
+) -> Result<()> {
+    let mut collector = Collector {
+        stack: Vec::new(),
+        tensors: Vec::new(),
+        key: &checkpoint_key,
+        dtype,
+    };
+    module.visit(&mut collector);
+    let tmp = path.with_extension("safetensors.partial");
+    let views = collector.tensors.iter().map(|(key, shape, bytes)| {
+        let dtype = match dtype {
+            StoreDtype::Bf16 => Dtype::BF16,
+            StoreDtype::F32 => Dtype::F32,
+        };
+        let view = safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes)
+            .expect("shape and byte count agree");
+        (key.clone(), view)
+    });
+    let metadata = Some(std::collections::HashMap::from([(
+        "format".to_string(),
+        "pt".to_string(),
+    )]));
+    safetensors::serialize_to_file(views, metadata, &tmp).map_err(|e| Error::SafeTensors {
+        path: tmp.clone(),
+        message: e.to_string(),
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+struct Collector<'a> {
+    stack: Vec<String>,
+    /// (key, shape, little-endian bytes)
+    tensors: Vec<(String, Vec<usize>, Vec<u8>)>,
+    key: &'a dyn Fn(&str) -> String,
+    dtype: StoreDtype,
+}
+
+impl<B: Backend> ModuleVisitor<B> for Collector<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.stack.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.stack.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        // The save mapper returns the checkpoint layout (PyTorch's [out, in] for Linear).
+        let tensor = param.transform_for_save().into_value();
+        let shape = tensor.dims().to_vec();
+        let values = tensor
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("float parameter");
+        let bytes = match self.dtype {
+            StoreDtype::Bf16 => values
+                .iter()
+                .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                .collect(),
+            StoreDtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
+        let key = (self.key)(&self.stack.join("."));
+        self.tensors.push((key, shape, bytes));
     }
 }

@@ -10,6 +10,7 @@ use common::{fixtures_root, host, max_abs_diff};
 use grit_model::Error;
 use grit_model::backend::Cpu;
 use grit_model::qwen2_5_vl::{Prompt, Qwen2_5Vl};
+use grit_model::weights::StoreDtype;
 use safetensors::{Dtype, SafeTensors, View};
 
 fn fixture(case: &str) -> std::path::PathBuf {
@@ -222,4 +223,28 @@ fn errors_are_typed() {
         Qwen2_5Vl::<Cpu>::load(dir.path(), &Default::default()),
         Err(Error::NoWeights { .. })
     ));
+}
+
+#[test]
+fn a_saved_model_loads_back_to_the_same_numbers() {
+    let device = Default::default();
+    let model = Qwen2_5Vl::<Cpu>::load(&fixture("legacy_flat"), &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path(), StoreDtype::Bf16).unwrap();
+    // Same keys as the hub spelling that transformers writes.
+    let original = read_tensors(&fixture("image_150x100").join("model.safetensors"));
+    let saved = read_tensors(&dir.path().join("model.safetensors"));
+    let mut original_keys: Vec<&String> = original.keys().collect();
+    let mut saved_keys: Vec<&String> = saved.keys().collect();
+    original_keys.sort();
+    saved_keys.sort();
+    assert_eq!(saved_keys, original_keys);
+    let reloaded = Qwen2_5Vl::<Cpu>::load(dir.path(), &device).unwrap();
+    let prompt = [Prompt {
+        ids: vec![1, 2, 3, 4, 5],
+        images: Vec::new(),
+    }];
+    let before = host(model.forward(&prompt).unwrap()).1;
+    let after = host(reloaded.forward(&prompt).unwrap()).1;
+    assert_eq!(before, after, "bf16 weights round-trip exactly");
 }

@@ -184,6 +184,66 @@ impl Qwen2_5VlConfig {
     }
 }
 
+impl Qwen2_5VlConfig {
+    /// The real architecture at toy size (hidden 64, 2 layers; vision depth 2 with one window
+    /// and one full-attention block) over Qwen2.5's real 151,936-entry vocabulary and special
+    /// ids, so that it runs with the real tokenizer in tests and demos.
+    pub fn tiny() -> Self {
+        let text = TextConfig::new(151_936, 64, 128, 2, 4, 2, [2, 3, 3]);
+        let vision = VisionConfig::new(2, 32, 2, 64, 64, vec![1]);
+        Self::new(text, vision).with_tie_word_embeddings(true)
+    }
+
+    /// `config.json` in the layout transformers 5.x writes (`text_config`, `rope_parameters`).
+    pub fn to_hf_json(&self) -> Value {
+        let (t, v) = (&self.text, &self.vision);
+        serde_json::json!({
+            "architectures": ["Qwen2_5_VLForConditionalGeneration"],
+            "model_type": "qwen2_5_vl",
+            "dtype": "bfloat16",
+            "image_token_id": self.image_token_id,
+            "video_token_id": self.video_token_id,
+            "vision_start_token_id": self.vision_start_token_id,
+            "vision_end_token_id": self.vision_end_token_id,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "text_config": {
+                "model_type": "qwen2_5_vl_text",
+                "vocab_size": t.vocab_size,
+                "hidden_size": t.hidden_size,
+                "intermediate_size": t.intermediate_size,
+                "num_hidden_layers": t.num_hidden_layers,
+                "num_attention_heads": t.num_attention_heads,
+                "num_key_value_heads": t.num_key_value_heads,
+                "hidden_act": "silu",
+                "rms_norm_eps": t.rms_norm_eps,
+                "max_position_embeddings": 128000,
+                "use_sliding_window": false,
+                "tie_word_embeddings": self.tie_word_embeddings,
+                "rope_parameters": {
+                    "rope_type": "default",
+                    "rope_theta": t.rope_theta,
+                    "mrope_section": t.mrope_section,
+                },
+            },
+            "vision_config": {
+                "model_type": "qwen2_5_vl_vision",
+                "depth": v.depth,
+                "hidden_size": v.hidden_size,
+                "num_heads": v.num_heads,
+                "intermediate_size": v.intermediate_size,
+                "out_hidden_size": v.out_hidden_size,
+                "patch_size": v.patch_size,
+                "temporal_patch_size": v.temporal_patch_size,
+                "in_channels": v.in_channels,
+                "spatial_merge_size": v.spatial_merge_size,
+                "window_size": v.window_size,
+                "fullatt_block_indexes": v.fullatt_block_indexes,
+                "hidden_act": "silu",
+            },
+        })
+    }
+}
+
 fn opt_usize(v: &Value, name: &str) -> std::result::Result<Option<usize>, String> {
     match v.get(name) {
         None | Some(Value::Null) => Ok(None),
@@ -205,5 +265,19 @@ fn check_act(v: &Value, name: &str, expected: &str) -> std::result::Result<(), S
         Some(act) => Err(format!(
             "`{name}` = {act:?} is not supported (expected {expected:?})"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_config_reads_back() {
+        let config = Qwen2_5VlConfig::tiny();
+        assert_eq!(
+            Qwen2_5VlConfig::from_hf_json(&config.to_hf_json()),
+            Ok(config)
+        );
     }
 }

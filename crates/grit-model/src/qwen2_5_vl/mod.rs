@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::generate::Decoder;
 use crate::kv_cache::KvCache;
 use crate::nn::{AttentionMask, linear};
-use crate::weights::Checkpoint;
+use crate::weights::{Checkpoint, StoreDtype, save};
 use text::TextModel;
 use vision::VisionTransformer;
 
@@ -103,6 +103,21 @@ fn module_path(key: &str, tied: bool) -> Option<String> {
     )
 }
 
+/// The key a module path is stored under, as transformers' `save_pretrained` writes hub
+/// checkpoints (`visual.*`, `model.*`, `lm_head.*`).
+fn checkpoint_key(path: &str) -> String {
+    let path = path
+        .replace("merger.mlp.fc1.", "merger.mlp.0.")
+        .replace("merger.mlp.fc2.", "merger.mlp.2.");
+    if let Some(rest) = path.strip_prefix("model.visual.") {
+        format!("visual.{rest}")
+    } else if let Some(rest) = path.strip_prefix("model.language_model.") {
+        format!("model.{rest}")
+    } else {
+        path
+    }
+}
+
 /// A prompt batch left-padded to a common length.
 struct Padded {
     batch: usize,
@@ -137,6 +152,23 @@ impl<B: Backend> Qwen2_5Vl<B> {
                 other => other,
             })?;
         Ok(model)
+    }
+
+    /// Writes `config.json` and `model.safetensors` in the hub layout, which [`Self::load`] and
+    /// transformers both read.
+    pub fn save(&self, dir: &Path, dtype: StoreDtype) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let config = serde_json::to_string_pretty(&self.config.to_hf_json()).expect("JSON value");
+        let config_path = dir.join("config.json");
+        let tmp = dir.join("config.json.partial");
+        std::fs::write(&tmp, config).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &config_path).map_err(|e| Error::io(&config_path, e))?;
+        save(
+            &self.module,
+            &dir.join("model.safetensors"),
+            checkpoint_key,
+            dtype,
+        )
     }
 
     pub fn device(&self) -> &B::Device {
@@ -391,7 +423,7 @@ impl<B: Backend> Decoder<B> for Qwen2_5Vl<B> {
 
 #[cfg(test)]
 mod tests {
-    use super::module_path;
+    use super::{checkpoint_key, module_path};
 
     #[test]
     fn both_hub_layouts_map_to_the_module_tree() {
@@ -418,6 +450,12 @@ mod tests {
             assert_eq!(module_path(key, false).as_deref(), Some(path), "{key}");
         }
         assert_eq!(module_path("lm_head.weight", true), None);
+        for (key, _) in cases.iter().filter(|(key, _)| {
+            !key.starts_with("model.visual.") && !key.starts_with("model.language_model.")
+        }) {
+            let path = module_path(key, false).unwrap();
+            assert_eq!(checkpoint_key(&path), *key);
+        }
         assert_eq!(
             module_path("model.layers.0.self_attn.rotary_emb.inv_freq", false),
             None

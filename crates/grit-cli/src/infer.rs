@@ -1,0 +1,361 @@
+//! The `grit-infer` pipeline: image → pixels, question → chat prompt → ids, generation with
+//! streaming, completion → answer and boxes in the original image's pixels.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use burn::tensor::backend::Backend;
+use clap::{Parser, ValueEnum};
+use grit_data::annotate::{Mark, draw_marks};
+use grit_data::completion::{
+    BoxFrame, DegenerateThresholds, ImageSize, ParsedCompletion, PixelBox, Region,
+};
+use grit_data::preprocess::{PreprocessConfig, ProcessedImage, load_image, preprocess};
+use grit_data::prompt::{ChatTokenizer, EncodedPrompt, PromptStyle, user_message};
+use grit_model::backend::{BackendKind, OnBackend, dispatch};
+use grit_model::generate::{FinishReason, GenerationConfig, Sampling, generate};
+use grit_model::qwen2_5_vl::{ImageInput, Prompt, Qwen2_5Vl};
+use serde::Serialize;
+
+/// Where the model's answer ends in GRIT's output format.
+const ANSWER_END: &str = "</answer>";
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "grit-infer",
+    about = "Ask a grounded question about an image and watch the reasoning"
+)]
+pub struct Args {
+    /// HF checkpoint directory (config.json, safetensors, tokenizer.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub image: PathBuf,
+    #[arg(long)]
+    pub question: String,
+    /// cpu, wgpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub backend: BackendKind,
+    #[arg(long, value_enum, default_value_t = Style::Grit)]
+    pub prompt: Style,
+    #[arg(long, default_value_t = 1000)]
+    pub max_new_tokens: usize,
+    /// 0 decodes greedily.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 50)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fewest pixels of the resized image (default: GRIT's 3136).
+    #[arg(long)]
+    pub min_pixels: Option<usize>,
+    /// Most pixels of the resized image (default: GRIT's 200704, at most 256 visual tokens).
+    #[arg(long)]
+    pub max_pixels: Option<usize>,
+    /// Write the original image with the boxes drawn, numbered and coloured by segment.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Style {
+    /// GRIT's think / rethink / answer instructions.
+    Grit,
+    /// The bare question (zero-shot baseline).
+    Direct,
+    /// The SFT-style "list the coordinates, then answer" suffix.
+    Sft,
+}
+
+impl From<Style> for PromptStyle {
+    fn from(style: Style) -> Self {
+        match style {
+            Style::Grit => PromptStyle::Grit,
+            Style::Direct => PromptStyle::Direct,
+            Style::Sft => PromptStyle::Sft,
+        }
+    }
+}
+
+/// What `--json` prints.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub model: PathBuf,
+    pub image: PathBuf,
+    pub question: String,
+    pub prompt: String,
+    pub original_size: ImageSize,
+    pub processed_size: ImageSize,
+    pub grid_thw: [usize; 3],
+    pub prompt_tokens: usize,
+    pub completion: String,
+    pub completion_tokens: usize,
+    pub finish_reason: FinishReason,
+    pub answer: Option<String>,
+    pub format_complete: bool,
+    /// Boxes the official regex counts (what the GRIT rewards see).
+    pub compat_box_count: usize,
+    pub boxes: Vec<ReportBox>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReportBox {
+    /// 1-based, as drawn on `--out`.
+    pub number: usize,
+    pub region: Region,
+    pub label: Option<String>,
+    /// In original pixels, clipped, corners sorted; `pixels.raw` holds what the model wrote.
+    pub pixels: PixelBox,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    check_model_family(&args.model)?;
+    let tokenizer = ChatTokenizer::from_dir(&args.model)?;
+    let image = load_image(&args.image)?;
+    let mut config = PreprocessConfig::from_checkpoint_dir(&args.model)?;
+    let defaults = PreprocessConfig::default();
+    config.min_pixels = args.min_pixels.unwrap_or(defaults.min_pixels);
+    config.max_pixels = args.max_pixels.unwrap_or(defaults.max_pixels);
+    let processed = preprocess(&image, &config)
+        .with_context(|| format!("preprocessing {}", args.image.display()))?;
+    let message = user_message(1, &args.question, args.prompt.into());
+    let encoded = tokenizer.encode_chat(&[message], &[processed.grid_thw])?;
+
+    let start = Instant::now();
+    let completion = dispatch(
+        args.backend,
+        Generate {
+            args,
+            tokenizer: &tokenizer,
+            encoded: &encoded,
+            processed: &processed,
+        },
+    )??;
+    let seconds = start.elapsed().as_secs_f64();
+
+    let text = tokenizer.decode(&completion.tokens, true)?;
+    let parsed = ParsedCompletion::parse(&text);
+    let original = ImageSize {
+        width: image.width(),
+        height: image.height(),
+    };
+    let processed_size = ImageSize {
+        width: processed.processed_size.0 as u32,
+        height: processed.processed_size.1 as u32,
+    };
+    let frame = BoxFrame::ProcessedPixels {
+        processed: processed_size,
+    };
+    let thresholds = DegenerateThresholds::default();
+    let boxes: Vec<ReportBox> = parsed
+        .boxes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| ReportBox {
+            number: i + 1,
+            region: b.region,
+            label: b.label.clone(),
+            pixels: frame.to_pixels(b.coords, original, &thresholds),
+        })
+        .collect();
+
+    if let Some(out) = &args.out {
+        write_annotated(image, &boxes, out)?;
+    }
+    let report = Report {
+        model: args.model.clone(),
+        image: args.image.clone(),
+        question: args.question.clone(),
+        prompt: format!("{:?}", args.prompt).to_lowercase(),
+        original_size: original,
+        processed_size,
+        grid_thw: processed.grid_thw,
+        prompt_tokens: encoded.input_ids.len(),
+        completion: text,
+        completion_tokens: completion.tokens.len(),
+        finish_reason: completion.finish,
+        answer: parsed.answer.clone(),
+        format_complete: parsed.complete,
+        compat_box_count: parsed.compat_boxes.len(),
+        boxes,
+        seconds,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_summary(&report, args.out.as_deref());
+    }
+    Ok(())
+}
+
+/// Only Qwen2.5-VL checkpoints run here so far; say so instead of failing on a missing tensor.
+fn check_model_family(dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the model config {}", path.display()))?;
+    let config: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
+    match config.get("model_type").and_then(|v| v.as_str()) {
+        Some("qwen2_5_vl") => Ok(()),
+        Some(other) => bail!(
+            "{}: model_type `{other}` is not supported (Qwen2.5-VL checkpoints are)",
+            path.display()
+        ),
+        None => bail!("{}: no `model_type`", path.display()),
+    }
+}
+
+struct Generate<'a> {
+    args: &'a Args,
+    tokenizer: &'a ChatTokenizer,
+    encoded: &'a EncodedPrompt,
+    processed: &'a ProcessedImage,
+}
+
+impl OnBackend for Generate<'_> {
+    type Output = anyhow::Result<grit_model::generate::Completion>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let Generate {
+            args,
+            tokenizer,
+            encoded,
+            processed,
+        } = self;
+        let model = Qwen2_5Vl::<B>::load(&args.model, &device)?;
+        let prompt = Prompt {
+            ids: encoded.input_ids.clone(),
+            images: vec![ImageInput {
+                pixel_values: processed.pixel_values.clone(),
+                grid: processed.grid_thw,
+            }],
+        };
+        let stop_strings = match args.prompt {
+            Style::Direct => Vec::new(),
+            Style::Grit | Style::Sft => vec![ANSWER_END.to_string()],
+        };
+        let config = GenerationConfig {
+            max_new_tokens: args.max_new_tokens,
+            sampling: Sampling {
+                temperature: args.temperature,
+                top_k: args.top_k,
+                top_p: args.top_p,
+                seed: args.seed,
+            },
+            eos_token_ids: tokenizer.eos_token_ids().to_vec(),
+            stop_strings,
+        };
+        let detokenize = |ids: &[u32]| tokenizer.decode(ids, false).unwrap_or_default();
+        let mut stream = tokenizer.stream_decoder(true);
+        let mut stdout = std::io::stdout();
+        let mut on_token = |_row: usize, token: u32| {
+            let piece = stream.push(token);
+            // A closed stdout (piped into `head`) must not abort generation.
+            let _ = stdout
+                .write_all(piece.as_bytes())
+                .and_then(|_| stdout.flush());
+        };
+        let on_token: Option<&mut dyn FnMut(usize, u32)> =
+            (!args.json).then_some(&mut on_token as &mut dyn FnMut(usize, u32));
+        let mut completions = generate(&model, &[prompt], &config, Some(&detokenize), on_token)?;
+        Ok(completions.remove(0))
+    }
+}
+
+fn region_color(region: Region) -> [u8; 3] {
+    match region {
+        Region::Think => [66, 133, 244],
+        Region::Rethink => [251, 140, 0],
+        Region::Answer => [52, 168, 83],
+        Region::Outside => [158, 158, 158],
+    }
+}
+
+/// Writes beside the target and renames, so a crash never leaves half a PNG.
+fn write_annotated(image: image::RgbImage, boxes: &[ReportBox], out: &Path) -> anyhow::Result<()> {
+    let mut image = image;
+    let marks: Vec<Mark> = boxes
+        .iter()
+        .map(|b| {
+            let [x1, y1, x2, y2] = b.pixels.xyxy;
+            Mark {
+                x1: x1 as f32,
+                y1: y1 as f32,
+                x2: x2 as f32,
+                y2: y2 as f32,
+                color: region_color(b.region),
+                number: b.number,
+            }
+        })
+        .collect();
+    draw_marks(&mut image, &marks);
+    let tmp = out.with_extension("partial.png");
+    image
+        .save_with_format(&tmp, image::ImageFormat::Png)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))
+}
+
+fn print_summary(report: &Report, out: Option<&Path>) {
+    println!();
+    println!();
+    match &report.answer {
+        Some(answer) => println!("answer: {answer}"),
+        None => println!("answer: (none: the completion has no <answer>)"),
+    }
+    println!(
+        "boxes in original pixels ({}×{}; the model saw {}×{}):",
+        report.original_size.width,
+        report.original_size.height,
+        report.processed_size.width,
+        report.processed_size.height
+    );
+    if report.boxes.is_empty() {
+        println!("  (none)");
+    }
+    for b in &report.boxes {
+        let [x1, y1, x2, y2] = b.pixels.xyxy;
+        let label = b
+            .label
+            .as_deref()
+            .map(|l| format!(" \"{l}\""))
+            .unwrap_or_default();
+        let flags = &b.pixels.flags;
+        let mut notes = Vec::new();
+        if flags.zero_area {
+            notes.push("zero area");
+        }
+        if flags.whole_image {
+            notes.push("whole image");
+        }
+        if flags.inverted_x || flags.inverted_y {
+            notes.push("corners swapped");
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", notes.join(", "))
+        };
+        println!(
+            "  #{:<2} {:<8} [{x1:.0}, {y1:.0}, {x2:.0}, {y2:.0}]{label}{notes}",
+            b.number,
+            format!("{:?}", b.region).to_lowercase()
+        );
+    }
+    println!(
+        "{} prompt + {} completion tokens, finished by {:?}, {:.2} s",
+        report.prompt_tokens, report.completion_tokens, report.finish_reason, report.seconds
+    );
+    if let Some(out) = out {
+        println!("annotated image: {}", out.display());
+    }
+}

@@ -1,0 +1,3 @@
+//! Pieces shared by grit's command-line programs.
+
+pub mod infer;

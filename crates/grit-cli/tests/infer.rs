@@ -1,0 +1,201 @@
+//! `grit-infer` end to end on a tiny random Qwen2.5-VL with the real Qwen vocabulary and chat
+//! template: the text is gibberish, so the test checks structure, frames and errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use grit_data::preprocess::smart_resize;
+use grit_model::backend::Cpu;
+use grit_model::qwen2_5_vl::Qwen2_5VlConfig;
+use grit_model::weights::StoreDtype;
+
+fn tokenizer_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tokenizer")
+}
+
+/// A checkpoint directory: random tiny weights over Qwen2.5's 151,936-token vocabulary with the
+/// real special-token ids, plus the tokenizer files.
+fn tiny_checkpoint() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    Qwen2_5VlConfig::tiny()
+        .init::<Cpu>(&Default::default())
+        .save(dir.path(), StoreDtype::Bf16)
+        .unwrap();
+    for file in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.json",
+        "generation_config.json",
+        "preprocessor_config.json",
+    ] {
+        std::fs::copy(tokenizer_fixture().join(file), dir.path().join(file)).unwrap();
+    }
+    dir
+}
+
+/// A photo-sized test image: gradients with a few solid shapes.
+fn photo(dir: &Path) -> PathBuf {
+    let image = image::RgbImage::from_fn(1920, 1080, |x, y| {
+        let in_box = (300..700).contains(&x) && (200..600).contains(&y);
+        let in_disc = (x as i64 - 1400).pow(2) + (y as i64 - 700).pow(2) < 200 * 200;
+        match (in_box, in_disc) {
+            (true, _) => image::Rgb([220, 30, 30]),
+            (_, true) => image::Rgb([30, 30, 220]),
+            _ => image::Rgb([(x / 8) as u8, (y / 5) as u8, 128]),
+        }
+    });
+    let path = dir.join("photo.png");
+    image.save(&path).unwrap();
+    path
+}
+
+fn grit_infer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_grit-infer"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn a_question_about_a_photo_runs_end_to_end() {
+    let model = tiny_checkpoint();
+    let work = tempfile::tempdir().unwrap();
+    let image = photo(work.path());
+    let annotated = work.path().join("annotated.png");
+    let output = grit_infer(&[
+        "--model",
+        path_str(model.path()),
+        "--image",
+        path_str(&image),
+        "--question",
+        "How many red squares are there?",
+        "--max-new-tokens",
+        "12",
+        "--out",
+        path_str(&annotated),
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // 1920×1080 under GRIT's 200,704-pixel cap.
+    let (h, w) = smart_resize(1080, 1920, 28, 3136, 200_704).unwrap();
+    assert!(h * w <= 200_704 && w > h);
+    assert_eq!(
+        report["original_size"],
+        serde_json::json!({"width": 1920, "height": 1080})
+    );
+    assert_eq!(
+        report["processed_size"],
+        serde_json::json!({"width": w, "height": h})
+    );
+    assert_eq!(report["grid_thw"], serde_json::json!([1, h / 14, w / 14]));
+    // The chat template and the question around (h/28)·(w/28) image tokens.
+    let prompt_tokens = report["prompt_tokens"].as_u64().unwrap() as usize;
+    assert!(prompt_tokens > (h / 28) * (w / 28) + 60, "{prompt_tokens}");
+    let tokens = report["completion_tokens"].as_u64().unwrap();
+    assert!((1..=12).contains(&tokens), "{tokens}");
+    let finish = report["finish_reason"].as_str().unwrap();
+    assert!(
+        ["length", "eos", "stop_string"].contains(&finish),
+        "{finish}"
+    );
+    if finish == "length" {
+        assert_eq!(tokens, 12);
+    }
+    assert!(report["completion"].is_string());
+    assert!(report["boxes"].is_array());
+    let written = image::open(&annotated).unwrap();
+    assert_eq!((written.width(), written.height()), (1920, 1080));
+}
+
+#[test]
+fn streaming_prints_the_reasoning_then_a_summary() {
+    let model = tiny_checkpoint();
+    let work = tempfile::tempdir().unwrap();
+    let image = photo(work.path());
+    let output = grit_infer(&[
+        "--model",
+        path_str(model.path()),
+        "--image",
+        path_str(&image),
+        "--question",
+        "Is the disc right of the square?",
+        "--max-new-tokens",
+        "6",
+        "--temperature",
+        "0.9",
+        "--seed",
+        "3",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("\nanswer: "), "{stdout}");
+    let (h, w) = smart_resize(1080, 1920, 28, 3136, 200_704).unwrap();
+    let frames = format!("boxes in original pixels (1920×1080; the model saw {w}×{h})");
+    assert!(stdout.contains(&frames), "{stdout}");
+    assert!(
+        stdout.contains("completion tokens, finished by"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let work = tempfile::tempdir().unwrap();
+    let image = photo(work.path());
+    let missing = work.path().join("no-such-model");
+    let output = grit_infer(&[
+        "--model",
+        path_str(&missing),
+        "--image",
+        path_str(&image),
+        "--question",
+        "?",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no-such-model") && stderr.contains("config.json"),
+        "{stderr}"
+    );
+
+    let model = tiny_checkpoint();
+    let not_an_image = work.path().join("notes.png");
+    std::fs::write(&not_an_image, "this is text").unwrap();
+    let output = grit_infer(&[
+        "--model",
+        path_str(model.path()),
+        "--image",
+        path_str(&not_an_image),
+        "--question",
+        "?",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("notes.png"), "{stderr}");
+
+    std::fs::remove_file(model.path().join("tokenizer.json")).unwrap();
+    let output = grit_infer(&[
+        "--model",
+        path_str(model.path()),
+        "--image",
+        path_str(&image),
+        "--question",
+        "?",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("tokenizer.json"), "{stderr}");
+}

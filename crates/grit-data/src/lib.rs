@@ -1,0 +1,7 @@
+//! What surrounds a vision-language model in GRIT, with no tensor library: image
+//! preprocessing, prompt rendering and tokenization, and parsing of grounded completions.
+
+pub mod annotate;
+pub mod completion;
+pub mod preprocess;
+pub mod prompt;

@@ -1,0 +1,271 @@
+//! Image files to upright 8-bit RGB, as transformers' `load_image` produces them
+//! (`PIL.Image.open` → `ImageOps.exif_transpose` → `.convert("RGB")`), including what the image
+//! processor's `convert_to_rgb` then does to PNG colour keys.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use image::error::{DecodingError, ImageFormatHint};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage};
+
+use super::PreprocessError;
+
+/// Decodes an image file (PNG, JPEG or WebP, recognised by content) into upright 8-bit RGB with the
+/// pixel values the Python pipeline (transformers' `load_image`, then the PIL image processor's
+/// `convert_to_rgb`) gives:
+///
+/// - the EXIF orientation (JPEG, WebP, PNG `eXIf`) is applied, as `ImageOps.exif_transpose` does;
+/// - an alpha channel is **dropped**, not composited: `load_image` ends with `.convert("RGB")`, so
+///   `convert_to_rgb` (which would blend onto white) sees no alpha. Transparent pixels keep the
+///   colour they store;
+/// - a PNG `tRNS` colour key, however, survives `.convert("RGB")` as Pillow's `transparency`
+///   info, and `convert_to_rgb` paints every pixel of that colour white;
+/// - grayscale is replicated into the three channels;
+/// - 16-bit samples follow Pillow's decoders: RGB(A) and gray+alpha PNGs keep the high byte
+///   (`v >> 8`), while a 16-bit gray PNG opens as mode `I;16`, whose conversion to RGB **clips**
+///   at 255 (`min(v, 255)`) instead of scaling, so most of such an image saturates. That is what
+///   the Python pipeline feeds the model, so it is reproduced rather than fixed.
+///
+/// JPEG decoding uses zune-jpeg, not Pillow's libjpeg-turbo, and the two round differently: 1–2
+/// levels on a few percent of the values, rarely up to 4. Lossless formats decode identically.
+///
+/// # Errors
+/// [`PreprocessError::Io`] when the file cannot be opened, [`PreprocessError::Decode`] when its
+/// content is not a supported image; both name the file.
+pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage, PreprocessError> {
+    let path = path.as_ref();
+    let decode_err = |source| PreprocessError::Decode {
+        path: path.to_path_buf(),
+        source,
+    };
+    let reader = ImageReader::open(path)
+        .and_then(ImageReader::with_guessed_format)
+        .map_err(|source| PreprocessError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let png = match reader.format() {
+        Some(ImageFormat::Png) => read_png_header(path).map_err(decode_err)?,
+        _ => PngHeader::default(),
+    };
+    let mut decoder = reader.into_decoder().map_err(decode_err)?;
+    let orientation = decoder.orientation().map_err(decode_err)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
+    image.apply_orientation(orientation);
+    let mut rgb = to_rgb8_like_pillow(image, png.gray16);
+    if let Some(key) = png.color_key {
+        for pixel in rgb.pixels_mut().filter(|p| p.0 == key) {
+            pixel.0 = [255; 3];
+        }
+    }
+    Ok(rgb)
+}
+
+/// What Pillow's PNG plugin keeps from the header that the image crate folds into its output.
+#[derive(Default)]
+struct PngHeader {
+    /// 16-bit grayscale: Pillow's mode `I;16`, clipped (not scaled) to 8 bits, with or without a
+    /// `tRNS` chunk (which the image crate turns into an alpha channel).
+    gray16: bool,
+    /// The colour `convert_to_rgb` paints white, if any.
+    color_key: Option<[u8; 3]>,
+}
+
+/// Reads a PNG's header chunks (everything before the image data).
+fn read_png_header(path: &Path) -> Result<PngHeader, ImageError> {
+    let file = File::open(path).map_err(ImageError::IoError)?;
+    let reader = png::Decoder::new(BufReader::new(file))
+        .read_info()
+        .map_err(|e| {
+            ImageError::Decoding(DecodingError::new(
+                ImageFormatHint::Exact(ImageFormat::Png),
+                e,
+            ))
+        })?;
+    let info = reader.info();
+    Ok(PngHeader {
+        gray16: info.color_type == png::ColorType::Grayscale
+            && info.bit_depth == png::BitDepth::Sixteen,
+        color_key: info.trns.as_deref().and_then(|trns| {
+            pillow_color_key(
+                info.color_type,
+                info.bit_depth,
+                trns,
+                info.palette.as_deref(),
+            )
+        }),
+    })
+}
+
+/// The RGB colour that a PNG's `tRNS` chunk makes white in the Python pipeline.
+///
+/// Pillow stores the chunk as `info["transparency"]`, `convert("RGB")` translates it into the new
+/// mode, and `convert_to_rgb` then makes that colour fully transparent and composites onto white.
+/// The translation, reproduced here (checked against Pillow 13):
+/// - palette: only a chunk with exactly one fully transparent entry and every other entry opaque
+///   becomes a key (that entry's colour); per-entry alpha is dropped;
+/// - RGB (8 or 16 bits): the three samples, truncated to their low byte (compared with the 8-bit
+///   pixels, i.e. the high bytes, for 16-bit images);
+/// - gray of 2, 4 or 8 bits: the sample replicated, `(k, k, k)`;
+/// - gray of 1 or 16 bits: Pillow keeps a single integer (`255·k` for 1 bit), which matches the
+///   RGB pixel `(k & 255, 0, 0)`: only black pixels, and only when the low byte is 0.
+fn pillow_color_key(
+    color_type: png::ColorType,
+    bit_depth: png::BitDepth,
+    trns: &[u8],
+    palette: Option<&[u8]>,
+) -> Option<[u8; 3]> {
+    // The png crate keeps 16-bit samples as big-endian pairs and has already reduced shallower
+    // ones to a byte each; Pillow keeps the low byte.
+    let low = |i: usize| match bit_depth {
+        png::BitDepth::Sixteen => trns.get(2 * i + 1).copied(),
+        _ => trns.get(i).copied(),
+    };
+    match (color_type, bit_depth) {
+        (png::ColorType::Indexed, _) => {
+            let index = trns.iter().position(|&a| a == 0)?;
+            let others_opaque = trns
+                .iter()
+                .enumerate()
+                .all(|(i, &a)| i == index || a == 255);
+            let color = palette?.get(3 * index..3 * index + 3)?;
+            others_opaque.then(|| [color[0], color[1], color[2]])
+        }
+        (png::ColorType::Rgb, _) => Some([low(0)?, low(1)?, low(2)?]),
+        (png::ColorType::Grayscale, png::BitDepth::One) => Some([low(0)?.wrapping_mul(255), 0, 0]),
+        (png::ColorType::Grayscale, png::BitDepth::Sixteen) => Some([low(0)?, 0, 0]),
+        (png::ColorType::Grayscale, _) => Some([low(0)?; 3]),
+        _ => None,
+    }
+}
+
+/// Converts any decoded image to 8-bit RGB the way Pillow's decoders and `convert("RGB")` would
+/// have (see [`load_image`]).
+///
+/// `gray16_png`: the image is a 16-bit gray PNG whose `tRNS` chunk the image crate turned into
+/// alpha; Pillow clips it like any other 16-bit gray image.
+fn to_rgb8_like_pillow(image: DynamicImage, gray16_png: bool) -> RgbImage {
+    match image {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        DynamicImage::ImageLuma16(gray) => {
+            let clipped = gray.pixels().map(|p| clip_u16(p.0[0]));
+            gray_to_rgb(gray.width(), gray.height(), clipped)
+        }
+        DynamicImage::ImageLumaA16(gray) if gray16_png => {
+            let clipped = gray.pixels().map(|p| clip_u16(p.0[0]));
+            gray_to_rgb(gray.width(), gray.height(), clipped)
+        }
+        DynamicImage::ImageLumaA16(gray) => {
+            let high = gray.pixels().map(|p| high_byte(p.0[0]));
+            gray_to_rgb(gray.width(), gray.height(), high)
+        }
+        DynamicImage::ImageRgb16(rgb) => {
+            let high = rgb.pixels().flat_map(|p| p.0.map(high_byte));
+            RgbImage::from_vec(rgb.width(), rgb.height(), high.collect()).expect("same size")
+        }
+        DynamicImage::ImageRgba16(rgba) => {
+            let high = rgba
+                .pixels()
+                .flat_map(|p| [p.0[0], p.0[1], p.0[2]].map(high_byte));
+            RgbImage::from_vec(rgba.width(), rgba.height(), high.collect()).expect("same size")
+        }
+        // 8-bit gray (alpha dropped) and RGBA (alpha dropped): the image crate's conversion
+        // replicates gray and drops alpha exactly as Pillow does. Float images cannot come out of
+        // the PNG, JPEG or WebP decoders.
+        other => other.to_rgb8(),
+    }
+}
+
+fn clip_u16(v: u16) -> u8 {
+    v.min(255) as u8
+}
+
+fn high_byte(v: u16) -> u8 {
+    (v >> 8) as u8
+}
+
+fn gray_to_rgb(width: u32, height: u32, gray: impl Iterator<Item = u8>) -> RgbImage {
+    let rgb = gray.flat_map(|v| [v; 3]).collect();
+    RgbImage::from_vec(width, height, rgb).expect("same size")
+}
+
+#[cfg(test)]
+mod tests {
+    use image::{ImageBuffer, Luma, LumaA, Rgb, Rgba};
+
+    use super::*;
+
+    #[test]
+    fn alpha_is_dropped_not_composited() {
+        let rgba = ImageBuffer::from_pixel(2, 1, Rgba([10u8, 20, 30, 0]));
+        let rgb = to_rgb8_like_pillow(DynamicImage::ImageRgba8(rgba), false);
+        assert!(rgb.pixels().all(|p| p.0 == [10, 20, 30]));
+        let la = ImageBuffer::from_pixel(1, 1, LumaA([77u8, 3]));
+        assert_eq!(
+            to_rgb8_like_pillow(DynamicImage::ImageLumaA8(la), false).as_raw(),
+            &[77; 3]
+        );
+    }
+
+    #[test]
+    fn sixteen_bit_follows_pillow() {
+        let values = [0u16, 255, 256, 0x7f80, 0xff7f, 65535];
+        let gray = ImageBuffer::from_fn(6, 1, |x, _| Luma([values[x as usize]]));
+        let rgb = to_rgb8_like_pillow(DynamicImage::ImageLuma16(gray), false);
+        let r: Vec<u8> = rgb.pixels().map(|p| p.0[0]).collect();
+        assert_eq!(r, [0, 255, 255, 255, 255, 255]);
+
+        let color = ImageBuffer::from_fn(6, 1, |x, _| Rgb([values[x as usize]; 3]));
+        let rgb = to_rgb8_like_pillow(DynamicImage::ImageRgb16(color), false);
+        let r: Vec<u8> = rgb.pixels().map(|p| p.0[0]).collect();
+        assert_eq!(r, [0, 0, 1, 127, 255, 255]);
+
+        let la = ImageBuffer::from_fn(6, 1, |x, _| LumaA([values[x as usize], 0]));
+        let rgb = to_rgb8_like_pillow(DynamicImage::ImageLumaA16(la.clone()), false);
+        let r: Vec<u8> = rgb.pixels().map(|p| p.0[1]).collect();
+        assert_eq!(r, [0, 0, 1, 127, 255, 255]);
+        let rgb = to_rgb8_like_pillow(DynamicImage::ImageLumaA16(la), true);
+        let r: Vec<u8> = rgb.pixels().map(|p| p.0[2]).collect();
+        assert_eq!(r, [0, 255, 255, 255, 255, 255]);
+    }
+
+    #[test]
+    fn color_keys_follow_pillow() {
+        use png::{BitDepth, ColorType};
+        let palette = [10, 20, 30, 40, 50, 60, 70, 80, 90];
+        let key = |ct, bd, trns: &[u8]| pillow_color_key(ct, bd, trns, Some(&palette));
+        // One transparent entry, the rest opaque (a short chunk leaves later entries opaque).
+        assert_eq!(
+            key(ColorType::Indexed, BitDepth::Eight, &[255, 0]),
+            Some([40, 50, 60])
+        );
+        // Partial or several transparent entries: Pillow drops the transparency.
+        assert_eq!(key(ColorType::Indexed, BitDepth::Eight, &[0, 0]), None);
+        assert_eq!(
+            key(ColorType::Indexed, BitDepth::Four, &[128, 255, 0]),
+            None
+        );
+        assert_eq!(
+            key(ColorType::Rgb, BitDepth::Eight, &[1, 2, 3]),
+            Some([1, 2, 3])
+        );
+        assert_eq!(
+            key(ColorType::Rgb, BitDepth::Sixteen, &[5, 1, 6, 2, 7, 3]),
+            Some([1, 2, 3])
+        );
+        assert_eq!(
+            key(ColorType::Grayscale, BitDepth::Eight, &[5]),
+            Some([5; 3])
+        );
+        assert_eq!(key(ColorType::Grayscale, BitDepth::Two, &[3]), Some([3; 3]));
+        assert_eq!(
+            key(ColorType::Grayscale, BitDepth::Sixteen, &[1, 0]),
+            Some([0, 0, 0])
+        );
+        assert_eq!(
+            key(ColorType::Grayscale, BitDepth::One, &[1]),
+            Some([255, 0, 0])
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! Prompts for Qwen2.5-VL, token for token what transformers' `Qwen2_5_VLProcessor` produces.
+//!
+//! A prompt is built in three steps, each of which can be checked against transformers on its
+//! own:
+//!
+//! 1. [`user_message`]: the GRIT user turn (images first, then `"\nQuestion: "`, the question and
+//!    the [`PromptStyle`]'s suffix), as an HF-style chat [`Message`].
+//! 2. [`ChatTokenizer::render`]: the checkpoint's Jinja chat template ([`ChatTemplate`]) turns the
+//!    messages into text with one `<|image_pad|>` per image.
+//! 3. [`ChatTokenizer::encode_prompt`]: each `<|image_pad|>` is expanded to one copy per merged
+//!    patch of its image, and the text is tokenized with the checkpoint's `tokenizer.json`.
+//!
+//! Generated ids go back to text with [`ChatTokenizer::decode`], or token by token with a
+//! [`StreamDecoder`] that never shows half a character.
+
+mod checkpoint;
+mod error;
+mod stream;
+mod template;
+mod tokenizer;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{PromptError, Result};
+pub use stream::StreamDecoder;
+pub use template::{ChatTemplate, QWEN2_5_VL_CHAT_TEMPLATE};
+pub use tokenizer::{ChatTokenizer, EncodedPrompt, VisionTokens};
+
+/// The instruction after the question (spec §2). GRIT-trained models need [`PromptStyle::Grit`];
+/// the other two reproduce the paper's baselines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptStyle {
+    /// Think with boxes, rethink, then answer.
+    #[default]
+    Grit,
+    /// The bare question: zero-shot baseline.
+    Direct,
+    /// List the boxes, then answer: the SFT baseline's format.
+    Sft,
+}
+
+/// The GRIT suffix, exactly as the official code appends it (leading space, trailing newline).
+pub const GRIT_SUFFIX: &str = " First, think between <think> and </think> while output necessary \
+coordinates needed to answer the question in JSON with key 'bbox_2d'. Then, based on the thinking \
+contents and coordinates, rethink between <rethink> </rethink> and then answer the question after \
+<answer>.\n";
+
+/// The SFT baseline's suffix, exactly (the grammar slip "a lists" is the original's).
+pub const SFT_SUFFIX: &str = "\nFirst, output a lists of all necessary coordinates (bbox_2d) needed \
+to answer the question, then answer the question after <answer>.\n";
+
+impl PromptStyle {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            PromptStyle::Grit => GRIT_SUFFIX,
+            PromptStyle::Direct => "",
+            PromptStyle::Sft => SFT_SUFFIX,
+        }
+    }
+}
+
+/// One chat turn, shaped like the dicts HF chat templates read (`role`, and `content` either a
+/// string or a list of typed parts), so that it serializes into exactly what the template sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: Content,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+/// A part of a multimodal turn: `{"type": "image"}` or `{"type": "text", "text": ...}`. The image
+/// itself travels separately; the template only marks where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Part {
+    Image,
+    Text { text: String },
+}
+
+impl Message {
+    /// A turn whose content is a plain string.
+    pub fn text(role: impl Into<String>, text: impl Into<String>) -> Self {
+        Message {
+            role: role.into(),
+            content: Content::Text(text.into()),
+        }
+    }
+}
+
+/// The GRIT user turn: `images` image parts, then `"\nQuestion: " + question + suffix`.
+pub fn user_message(images: usize, question: &str, style: PromptStyle) -> Message {
+    let mut parts = vec![Part::Image; images];
+    parts.push(Part::Text {
+        text: format!("\nQuestion: {question}{}", style.suffix()),
+    });
+    Message {
+        role: "user".to_owned(),
+        content: Content::Parts(parts),
+    }
+}
