@@ -49,15 +49,17 @@ fn photo(dir: &Path) -> PathBuf {
     path
 }
 
-fn grit_infer(args: &[&str]) -> Output {
+/// Runs `grit-infer --model M --image I --question Q` plus `extra`.
+fn ask(model: &Path, image: &Path, question: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_grit-infer"))
-        .args(args)
+        .arg("--model")
+        .arg(model)
+        .arg("--image")
+        .arg(image)
+        .args(["--question", question])
+        .args(extra)
         .output()
         .unwrap()
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]
@@ -66,19 +68,18 @@ fn a_question_about_a_photo_runs_end_to_end() {
     let work = tempfile::tempdir().unwrap();
     let image = photo(work.path());
     let annotated = work.path().join("annotated.png");
-    let output = grit_infer(&[
-        "--model",
-        path_str(model.path()),
-        "--image",
-        path_str(&image),
-        "--question",
+    let output = ask(
+        model.path(),
+        &image,
         "How many red squares are there?",
-        "--max-new-tokens",
-        "12",
-        "--out",
-        path_str(&annotated),
-        "--json",
-    ]);
+        &[
+            "--max-new-tokens",
+            "12",
+            "--out",
+            annotated.to_str().unwrap(),
+            "--json",
+        ],
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -121,20 +122,19 @@ fn streaming_prints_the_reasoning_then_a_summary() {
     let model = tiny_checkpoint();
     let work = tempfile::tempdir().unwrap();
     let image = photo(work.path());
-    let output = grit_infer(&[
-        "--model",
-        path_str(model.path()),
-        "--image",
-        path_str(&image),
-        "--question",
+    let output = ask(
+        model.path(),
+        &image,
         "Is the disc right of the square?",
-        "--max-new-tokens",
-        "6",
-        "--temperature",
-        "0.9",
-        "--seed",
-        "3",
-    ]);
+        &[
+            "--max-new-tokens",
+            "6",
+            "--temperature",
+            "0.9",
+            "--seed",
+            "3",
+        ],
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -156,14 +156,7 @@ fn bad_inputs_are_clear_errors() {
     let work = tempfile::tempdir().unwrap();
     let image = photo(work.path());
     let missing = work.path().join("no-such-model");
-    let output = grit_infer(&[
-        "--model",
-        path_str(&missing),
-        "--image",
-        path_str(&image),
-        "--question",
-        "?",
-    ]);
+    let output = ask(&missing, &image, "?", &[]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -174,27 +167,13 @@ fn bad_inputs_are_clear_errors() {
     let model = tiny_checkpoint();
     let not_an_image = work.path().join("notes.png");
     std::fs::write(&not_an_image, "this is text").unwrap();
-    let output = grit_infer(&[
-        "--model",
-        path_str(model.path()),
-        "--image",
-        path_str(&not_an_image),
-        "--question",
-        "?",
-    ]);
+    let output = ask(model.path(), &not_an_image, "?", &[]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("notes.png"), "{stderr}");
 
     std::fs::remove_file(model.path().join("tokenizer.json")).unwrap();
-    let output = grit_infer(&[
-        "--model",
-        path_str(model.path()),
-        "--image",
-        path_str(&image),
-        "--question",
-        "?",
-    ]);
+    let output = ask(model.path(), &image, "?", &[]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("tokenizer.json"), "{stderr}");

@@ -3,6 +3,7 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module, Param};
 use burn::nn::{Linear, LinearConfig, LinearLayout};
+use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -43,6 +44,31 @@ impl<B: Backend> RmsNorm<B> {
             .sqrt()
             .recip();
         x * inv_rms * self.weight.val().unsqueeze()
+    }
+}
+
+/// The gated MLP of Qwen2 blocks: `down(silu(gate(x)) · up(x))`.
+#[derive(Module, Debug)]
+pub struct SwiGluMlp<B: Backend> {
+    pub gate_proj: Linear<B>,
+    pub up_proj: Linear<B>,
+    pub down_proj: Linear<B>,
+}
+
+impl<B: Backend> SwiGluMlp<B> {
+    pub fn new(hidden: usize, intermediate: usize, bias: bool, device: &B::Device) -> Self {
+        Self {
+            gate_proj: linear(hidden, intermediate, bias, device),
+            up_proj: linear(hidden, intermediate, bias, device),
+            down_proj: linear(intermediate, hidden, bias, device),
+        }
+    }
+
+    /// # Shapes
+    /// - x: `[..., hidden]` → `[..., hidden]`
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
     }
 }
 

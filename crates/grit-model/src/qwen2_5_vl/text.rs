@@ -2,13 +2,14 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear};
-use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
 use super::config::TextConfig;
 use crate::kv_cache::{KvCache, LayerCache};
-use crate::nn::{AttentionMask, RmsNorm, RmsNormConfig, Rotary, grouped_attention, linear};
+use crate::nn::{
+    AttentionMask, RmsNorm, RmsNormConfig, Rotary, SwiGluMlp, grouped_attention, linear,
+};
 
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
@@ -55,25 +56,11 @@ impl<B: Backend> Attention<B> {
 }
 
 #[derive(Module, Debug)]
-pub struct Mlp<B: Backend> {
-    pub gate_proj: Linear<B>,
-    pub up_proj: Linear<B>,
-    pub down_proj: Linear<B>,
-}
-
-impl<B: Backend> Mlp<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
-    }
-}
-
-#[derive(Module, Debug)]
 pub struct DecoderLayer<B: Backend> {
     pub input_layernorm: RmsNorm<B>,
     pub self_attn: Attention<B>,
     pub post_attention_layernorm: RmsNorm<B>,
-    pub mlp: Mlp<B>,
+    pub mlp: SwiGluMlp<B>,
 }
 
 #[derive(Module, Debug)]
@@ -100,11 +87,7 @@ impl TextConfig {
                     num_key_value_heads: self.num_key_value_heads,
                 },
                 post_attention_layernorm: norm.init(device),
-                mlp: Mlp {
-                    gate_proj: linear(hidden, self.intermediate_size, false, device),
-                    up_proj: linear(hidden, self.intermediate_size, false, device),
-                    down_proj: linear(self.intermediate_size, hidden, false, device),
-                },
+                mlp: SwiGluMlp::new(hidden, self.intermediate_size, false, device),
             })
             .collect();
         TextModel {

@@ -8,12 +8,14 @@
 
 use burn::module::{Initializer, Module, Param};
 use burn::nn::Linear;
-use burn::tensor::activation::{gelu, silu};
+use burn::tensor::activation::gelu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::config::VisionConfig;
-use crate::nn::{AttentionMask, RmsNorm, RmsNormConfig, Rotary, grouped_attention, linear};
+use crate::nn::{
+    AttentionMask, RmsNorm, RmsNormConfig, Rotary, SwiGluMlp, grouped_attention, linear,
+};
 
 const VISION_ROPE_THETA: f32 = 10_000.0;
 const NORM_EPS: f64 = 1e-6;
@@ -37,20 +39,6 @@ impl<B: Backend> PatchEmbed<B> {
         let [embed, c, t, p, q] = self.proj.weight.dims();
         let weight = self.proj.weight.val().reshape([embed, c * t * p * q]);
         pixel_values.matmul(weight.transpose())
-    }
-}
-
-#[derive(Module, Debug)]
-pub struct VisionMlp<B: Backend> {
-    pub gate_proj: Linear<B>,
-    pub up_proj: Linear<B>,
-    pub down_proj: Linear<B>,
-}
-
-impl<B: Backend> VisionMlp<B> {
-    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
     }
 }
 
@@ -93,7 +81,7 @@ pub struct VisionBlock<B: Backend> {
     pub norm1: RmsNorm<B>,
     pub attn: VisionAttention<B>,
     pub norm2: RmsNorm<B>,
-    pub mlp: VisionMlp<B>,
+    pub mlp: SwiGluMlp<B>,
     /// Attends across the whole image instead of inside its window.
     pub full_attention: bool,
 }
@@ -169,11 +157,7 @@ impl VisionConfig {
                     num_heads: self.num_heads,
                 },
                 norm2: norm.init(device),
-                mlp: VisionMlp {
-                    gate_proj: linear(hidden, self.intermediate_size, true, device),
-                    up_proj: linear(hidden, self.intermediate_size, true, device),
-                    down_proj: linear(self.intermediate_size, hidden, true, device),
-                },
+                mlp: SwiGluMlp::new(hidden, self.intermediate_size, true, device),
                 full_attention: self.fullatt_block_indexes.contains(&i),
             })
             .collect();
