@@ -3,5 +3,8 @@
 
 pub mod annotate;
 pub mod completion;
+pub mod dataset;
+pub mod metrics;
 pub mod preprocess;
 pub mod prompt;
+pub mod rewards;

@@ -105,7 +105,7 @@ fn decimal_value(digits: &str) -> f64 {
 /// ten, zero to nine (a stability guarantee), so a digit's value is its distance from the start
 /// of its run of `Nd` characters modulo ten (adjacent sets such as the mathematical digits
 /// U+1D7CE–U+1D7FF form longer runs whose length is a multiple of ten).
-fn digit_value(c: char) -> u32 {
+pub(crate) fn digit_value(c: char) -> u32 {
     if let Some(d) = c.to_digit(10) {
         return d;
     }

@@ -40,6 +40,7 @@ mod structured;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
+pub(crate) use compat::digit_value;
 pub use compat::{CompatBox, OFFICIAL_BOX_REGEX, compat_boxes};
 pub use frame::{BoxFlags, BoxFrame, Containment, DegenerateThresholds, ImageSize, PixelBox};
 pub use segments::{Segment, SegmentKind, Segments};
