@@ -1,6 +1,8 @@
 //! Image files to upright 8-bit RGB, as transformers' `load_image` produces them
 //! (`PIL.Image.open` → `ImageOps.exif_transpose` → `.convert("RGB")`), including what the image
-//! processor's `convert_to_rgb` then does to PNG colour keys.
+//! processor's `convert_to_rgb` then does to PNG colour keys — except that RGBA images are
+//! composited onto white, as GRIT's own loader (`to_rgb` in its `vision_process.py`, from
+//! qwen-vl-utils) does before anything else sees them.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -16,9 +18,10 @@ use super::PreprocessError;
 /// `convert_to_rgb`) gives:
 ///
 /// - the EXIF orientation (JPEG, WebP, PNG `eXIf`) is applied, as `ImageOps.exif_transpose` does;
-/// - an alpha channel is **dropped**, not composited: `load_image` ends with `.convert("RGB")`, so
-///   `convert_to_rgb` (which would blend onto white) sees no alpha. Transparent pixels keep the
-///   colour they store;
+/// - an RGBA image (Pillow mode `RGBA`: PNG colour type RGBA of 8 or 16 bits, WebP with alpha) is
+///   composited onto white with Pillow's `paste(image, mask=alpha)` rounding, as GRIT's `to_rgb`
+///   does; other alpha (gray+alpha, palette or colour-key transparency) is dropped by
+///   `.convert("RGB")` there too (plain `load_image` would drop RGBA's alpha as well);
 /// - a PNG `tRNS` colour key, however, survives `.convert("RGB")` as Pillow's `transparency`
 ///   info, and `convert_to_rgb` paints every pixel of that colour white;
 /// - grayscale is replicated into the three channels;
@@ -45,7 +48,8 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage, PreprocessError> {
             path: path.to_path_buf(),
             source,
         })?;
-    let png = match reader.format() {
+    let reader_format = reader.format();
+    let png = match reader_format {
         Some(ImageFormat::Png) => read_png_header(path).map_err(decode_err)?,
         _ => PngHeader::default(),
     };
@@ -53,7 +57,18 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage, PreprocessError> {
     let orientation = decoder.orientation().map_err(decode_err)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
     image.apply_orientation(orientation);
-    let mut rgb = to_rgb8_like_pillow(image, png.gray16);
+    let rgba = match reader_format {
+        Some(ImageFormat::Png) => png.rgba,
+        _ => matches!(
+            image,
+            DynamicImage::ImageRgba8(_) | DynamicImage::ImageRgba16(_)
+        ),
+    };
+    let mut rgb = if rgba {
+        composite_on_white(&to_rgba8_like_pillow(image))
+    } else {
+        to_rgb8_like_pillow(image, png.gray16)
+    };
     if let Some(key) = png.color_key {
         for pixel in rgb.pixels_mut().filter(|p| p.0 == key) {
             pixel.0 = [255; 3];
@@ -65,6 +80,8 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage, PreprocessError> {
 /// What Pillow's PNG plugin keeps from the header that the image crate folds into its output.
 #[derive(Default)]
 struct PngHeader {
+    /// Colour type RGBA (Pillow mode `RGBA`), the only alpha GRIT composites onto white.
+    rgba: bool,
     /// 16-bit grayscale: Pillow's mode `I;16`, clipped (not scaled) to 8 bits, with or without a
     /// `tRNS` chunk (which the image crate turns into an alpha channel).
     gray16: bool,
@@ -85,6 +102,7 @@ fn read_png_header(path: &Path) -> Result<PngHeader, ImageError> {
         })?;
     let info = reader.info();
     Ok(PngHeader {
+        rgba: info.color_type == png::ColorType::Rgba,
         gray16: info.color_type == png::ColorType::Grayscale
             && info.bit_depth == png::BitDepth::Sixteen,
         color_key: info.trns.as_deref().and_then(|trns| {
@@ -164,17 +182,38 @@ fn to_rgb8_like_pillow(image: DynamicImage, gray16_png: bool) -> RgbImage {
             let high = rgb.pixels().flat_map(|p| p.0.map(high_byte));
             RgbImage::from_vec(rgb.width(), rgb.height(), high.collect()).expect("same size")
         }
-        DynamicImage::ImageRgba16(rgba) => {
-            let high = rgba
-                .pixels()
-                .flat_map(|p| [p.0[0], p.0[1], p.0[2]].map(high_byte));
-            RgbImage::from_vec(rgba.width(), rgba.height(), high.collect()).expect("same size")
-        }
-        // 8-bit gray (alpha dropped) and RGBA (alpha dropped): the image crate's conversion
+        // 8-bit gray (alpha dropped) and the RGBA the image crate makes of palette or colour-key
+        // transparency (alpha dropped; RGBA proper is composited before): the image crate's conversion
         // replicates gray and drops alpha exactly as Pillow does. Float images cannot come out of
         // the PNG, JPEG or WebP decoders.
         other => other.to_rgb8(),
     }
+}
+
+/// 16-bit samples keep their high byte, as Pillow's PNG decoder does.
+fn to_rgba8_like_pillow(image: DynamicImage) -> image::RgbaImage {
+    match image {
+        DynamicImage::ImageRgba16(rgba) => {
+            let high = rgba.pixels().flat_map(|p| p.0.map(high_byte));
+            image::RgbaImage::from_vec(rgba.width(), rgba.height(), high.collect())
+                .expect("same size")
+        }
+        other => other.to_rgba8(),
+    }
+}
+
+/// Pillow's `Image.new("RGB", size, white).paste(image, mask=alpha)`: per channel
+/// `(255·(255 − a) + c·a) / 255`, rounded the way Pillow's `DIV255` rounds.
+fn composite_on_white(rgba: &image::RgbaImage) -> RgbImage {
+    let div255 = |v: u32| {
+        let v = v + 128;
+        ((v + (v >> 8)) >> 8) as u8
+    };
+    let pixels = rgba.pixels().flat_map(|p| {
+        let a = u32::from(p.0[3]);
+        [0, 1, 2].map(|c| div255(255 * (255 - a) + u32::from(p.0[c]) * a))
+    });
+    RgbImage::from_vec(rgba.width(), rgba.height(), pixels.collect()).expect("same size")
 }
 
 fn clip_u16(v: u16) -> u8 {
@@ -197,7 +236,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alpha_is_dropped_not_composited() {
+    fn rgba_is_composited_onto_white_with_pillow_rounding() {
+        let pixels = [
+            [10u8, 20, 30, 0],
+            [10, 20, 30, 255],
+            [0, 100, 200, 128],
+            [7, 7, 7, 1],
+        ];
+        let rgba = ImageBuffer::from_fn(4, 1, |x, _| Rgba(pixels[x as usize]));
+        let rgb = composite_on_white(&rgba);
+        // (255·(255 − a) + c·a) / 255, rounded to nearest.
+        let expected = [
+            [255, 255, 255],
+            [10, 20, 30],
+            [127, 177, 227],
+            [254, 254, 254],
+        ];
+        let got: Vec<[u8; 3]> = rgb.pixels().map(|p| p.0).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn other_alpha_is_dropped_not_composited() {
         let rgba = ImageBuffer::from_pixel(2, 1, Rgba([10u8, 20, 30, 0]));
         let rgb = to_rgb8_like_pillow(DynamicImage::ImageRgba8(rgba), false);
         assert!(rgb.pixels().all(|p| p.0 == [10, 20, 30]));
