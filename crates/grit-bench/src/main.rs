@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use burn::tensor::backend::Backend;
 use clap::Parser;
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
-use grit_model::generate::{Decoder, GenerationConfig, Sampling, generate};
+use grit_model::generate::{Decoder, GenerationConfig, Sampling, argmax, generate};
 use grit_model::qwen2_5_vl::{Prompt, Qwen2_5Vl};
 
 #[derive(Parser, Debug, Clone)]
@@ -105,13 +105,7 @@ impl OnBackend for Bench<'_> {
                     .convert::<f32>()
                     .into_vec::<f32>()
                     .unwrap();
-                token = row
-                    .iter()
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |best, (i, &s)| {
-                        if s > best.1 { (i, s) } else { best }
-                    })
-                    .0 as u32;
+                token = argmax(&row);
             }
             Ok(args.new_tokens as f64 / start.elapsed().as_secs_f64())
         };

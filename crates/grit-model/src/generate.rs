@@ -163,7 +163,8 @@ pub fn log_softmax_at(scores: &[f32], index: usize) -> f32 {
     (scores[index] as f64 - max - sum.ln()) as f32
 }
 
-fn argmax(scores: &[f32]) -> u32 {
+/// The index of the largest score, the first one on ties (as torch's argmax).
+pub fn argmax(scores: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &s) in scores.iter().enumerate() {
         if s > scores[best] {
