@@ -8,7 +8,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use common::{fixtures_root, host, max_abs_diff};
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
@@ -217,7 +216,7 @@ fn cuda_without_a_device_is_an_error_not_a_panic() {
     impl OnBackend for Touch {
         type Output = ();
         fn run<B: Backend>(self, device: B::Device) {
-            Tensor::<B, 1>::ones([2], &device).into_data();
+            burn::tensor::Tensor::<B, 1>::ones([2], &device).into_data();
         }
     }
     match dispatch(BackendKind::Cuda, Touch) {
