@@ -152,21 +152,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         width: processed.processed_size.0 as u32,
         height: processed.processed_size.1 as u32,
     };
-    let frame = BoxFrame::ProcessedPixels {
-        processed: processed_size,
-    };
-    let thresholds = DegenerateThresholds::default();
-    let boxes: Vec<ReportBox> = parsed
-        .boxes
-        .iter()
-        .enumerate()
-        .map(|(i, b)| ReportBox {
-            number: i + 1,
-            region: b.region,
-            label: b.label.clone(),
-            pixels: frame.to_pixels(b.coords, original, &thresholds),
-        })
-        .collect();
+    let boxes = boxes_in_original(&parsed, processed_size, original);
 
     if let Some(out) = &args.out {
         write_annotated(image, &boxes, out)?;
@@ -195,6 +181,28 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         print_summary(&report, args.out.as_deref());
     }
     Ok(())
+}
+
+/// Every box the model wrote, numbered in order, mapped from the resized frame Qwen2.5-VL writes
+/// in to the original image's pixels.
+pub fn boxes_in_original(
+    parsed: &ParsedCompletion,
+    processed: ImageSize,
+    original: ImageSize,
+) -> Vec<ReportBox> {
+    let frame = BoxFrame::ProcessedPixels { processed };
+    let thresholds = DegenerateThresholds::default();
+    parsed
+        .boxes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| ReportBox {
+            number: i + 1,
+            region: b.region,
+            label: b.label.clone(),
+            pixels: frame.to_pixels(b.coords, original, &thresholds),
+        })
+        .collect()
 }
 
 /// Only Qwen2.5-VL checkpoints run here so far; say so instead of failing on a missing tensor.
@@ -281,7 +289,11 @@ fn region_color(region: Region) -> [u8; 3] {
 }
 
 /// Writes beside the target and renames, so a crash never leaves half a PNG.
-fn write_annotated(image: image::RgbImage, boxes: &[ReportBox], out: &Path) -> anyhow::Result<()> {
+pub fn write_annotated(
+    image: image::RgbImage,
+    boxes: &[ReportBox],
+    out: &Path,
+) -> anyhow::Result<()> {
     let mut image = image;
     let marks: Vec<Mark> = boxes
         .iter()
@@ -357,5 +369,59 @@ fn print_summary(report: &Report, out: Option<&Path>) {
     );
     if let Some(out) = out {
         println!("annotated image: {}", out.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PHOTO: ImageSize = ImageSize {
+        width: 1920,
+        height: 1080,
+    };
+    const SEEN: ImageSize = ImageSize {
+        width: 588,
+        height: 336,
+    };
+
+    #[test]
+    fn boxes_map_to_the_photo_and_are_drawn_by_segment() {
+        let text = "<think> the red square {\"bbox_2d\": [92, 62, 214, 187], \"label\": \"square\"} \
+                    and the disc [367, 156, 490, 280] </think>\n<rethink> one square [92, 62, 214, 187] \
+                    </rethink>\n<answer> 1 </answer>";
+        let parsed = ParsedCompletion::parse(text);
+        let boxes = boxes_in_original(&parsed, SEEN, PHOTO);
+        let regions: Vec<Region> = boxes.iter().map(|b| b.region).collect();
+        assert_eq!(regions, [Region::Think, Region::Think, Region::Rethink]);
+        assert_eq!(boxes[0].label.as_deref(), Some("square"));
+        // x · 1920/588, y · 1080/336
+        let [x1, y1, x2, y2] = boxes[0].pixels.xyxy;
+        let expected = [
+            92.0 * 1920.0 / 588.0,
+            62.0 * 1080.0 / 336.0,
+            214.0 * 1920.0 / 588.0,
+            187.0 * 1080.0 / 336.0,
+        ];
+        for (got, want) in [x1, y1, x2, y2].into_iter().zip(expected) {
+            assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("annotated.png");
+        let photo = image::RgbImage::from_pixel(PHOTO.width, PHOTO.height, image::Rgb([0, 0, 0]));
+        write_annotated(photo, &boxes, &out).unwrap();
+        let drawn = image::open(&out).unwrap().to_rgb8();
+        // The right edge of box 1 (think, blue) and of box 3's twin (rethink, orange, drawn last).
+        let right_edge = x2.round() as u32;
+        let middle = ((y1 + y2) / 2.0) as u32;
+        assert_eq!(
+            drawn.get_pixel(right_edge, middle).0,
+            region_color(Region::Rethink)
+        );
+        let [_, d_y1, d_x2, d_y2] = boxes[1].pixels.xyxy;
+        let disc_edge = drawn.get_pixel(d_x2.round() as u32, ((d_y1 + d_y2) / 2.0) as u32);
+        assert_eq!(disc_edge.0, region_color(Region::Think));
+        assert!(!dir.path().join("annotated.partial.png").exists());
     }
 }
