@@ -16,13 +16,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use image::metadata::Orientation;
 use image::{ImageDecoder, ImageReader};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::files::{FileError, read_text};
 use crate::preprocess::load_image;
 
 /// One line of a GRIT JSONL file.
@@ -119,11 +119,8 @@ impl fmt::Display for LineError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("{0}")]
     Line(LineError),
     #[error("{files} data files but {dirs} image folders: give one folder, or one per file")]
@@ -176,14 +173,6 @@ fn strip_position(e: &serde_json::Error) -> String {
     }
 }
 
-/// The text of a data file (lines are split by the callers; `\r\n` is tolerated).
-fn read_lines(file: &Path) -> Result<String, DatasetError> {
-    fs::read_to_string(file).map_err(|source| DatasetError::Io {
-        path: file.to_path_buf(),
-        source,
-    })
-}
-
 /// Loads the samples of several files.
 ///
 /// # Errors
@@ -192,7 +181,7 @@ fn read_lines(file: &Path) -> Result<String, DatasetError> {
 pub fn load(sources: &[DataSource], options: LoadOptions) -> Result<Loaded, DatasetError> {
     let mut loaded = Loaded::default();
     for source in sources {
-        let text = read_lines(&source.file)?;
+        let text = read_text(&source.file)?;
         for (i, line) in text.lines().enumerate() {
             match parse_line(&source.file, i + 1, line) {
                 Ok(None) => {}
@@ -367,7 +356,7 @@ pub fn check(sources: &[DataSource], options: &CheckOptions) -> Report {
     };
     let mut cache: BTreeMap<PathBuf, Result<Dimensions, (ProblemKind, String)>> = BTreeMap::new();
     for source in sources {
-        let text = match read_lines(&source.file) {
+        let text = match read_text(&source.file) {
             Ok(text) => text,
             Err(e) => {
                 let at = Location {
@@ -375,7 +364,7 @@ pub fn check(sources: &[DataSource], options: &CheckOptions) -> Report {
                     line: 0,
                 };
                 let message = match e {
-                    DatasetError::Io { source, .. } => source.to_string(),
+                    FileError::Io { source, .. } => source.to_string(),
                     other => other.to_string(),
                 };
                 report.push(&at, ProblemKind::UnreadableFile, message);
@@ -502,7 +491,7 @@ mod tests {
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
-        fs::File::create(&path)
+        std::fs::File::create(&path)
             .unwrap()
             .write_all(text.as_bytes())
             .unwrap();
@@ -596,7 +585,7 @@ mod tests {
             LoadOptions::default(),
         )
         .unwrap_err();
-        assert!(matches!(err, DatasetError::Io { .. }));
+        assert!(matches!(err, DatasetError::File(FileError::Io { .. })));
         assert!(err.to_string().contains("/nonexistent/d.jsonl"));
     }
 

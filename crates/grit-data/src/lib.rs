@@ -4,6 +4,7 @@
 pub mod annotate;
 pub mod completion;
 pub mod dataset;
+pub mod files;
 pub mod metrics;
 pub mod preprocess;
 pub mod prompt;

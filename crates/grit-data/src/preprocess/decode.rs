@@ -12,6 +12,7 @@ use image::error::{DecodingError, ImageFormatHint};
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage};
 
 use super::PreprocessError;
+use crate::files::FileError;
 
 /// Decodes an image file (PNG, JPEG or WebP, recognised by content) into upright 8-bit RGB with the
 /// pixel values the Python pipeline (transformers' `load_image`, then the PIL image processor's
@@ -34,7 +35,7 @@ use super::PreprocessError;
 /// levels on a few percent of the values, rarely up to 4. Lossless formats decode identically.
 ///
 /// # Errors
-/// [`PreprocessError::Io`] when the file cannot be opened, [`PreprocessError::Decode`] when its
+/// [`PreprocessError::File`] when the file cannot be opened, [`PreprocessError::Decode`] when its
 /// content is not a supported image; both name the file.
 pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage, PreprocessError> {
     let path = path.as_ref();
@@ -44,10 +45,7 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage, PreprocessError> {
     };
     let reader = ImageReader::open(path)
         .and_then(ImageReader::with_guessed_format)
-        .map_err(|source| PreprocessError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| FileError::io(path, source))?;
     let reader_format = reader.format();
     let png = match reader_format {
         Some(ImageFormat::Png) => read_png_header(path).map_err(decode_err)?,

@@ -18,6 +18,8 @@ mod smart_resize;
 
 use std::path::{Path, PathBuf};
 
+use crate::files::{FileError, read_json};
+
 pub use decode::load_image;
 pub use image::RgbImage;
 pub use resample::resize_bicubic;
@@ -51,20 +53,12 @@ const PIL_BICUBIC: u64 = 3;
 /// Everything that can go wrong between an image file and `pixel_values`.
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("{path}: cannot decode image: {source}")]
     Decode {
         path: PathBuf,
         source: image::ImageError,
-    },
-    #[error("{path}: invalid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
     },
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
@@ -172,15 +166,7 @@ impl PreprocessConfig {
     /// conversion, or ask for a different filter or rescale factor, all naming the file.
     pub fn from_preprocessor_config(path: impl AsRef<Path>) -> Result<Self, PreprocessError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| PreprocessError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let raw: RawConfig =
-            serde_json::from_str(&text).map_err(|source| PreprocessError::Json {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let raw: RawConfig = read_json(path)?;
         Self::from_raw(raw).map_err(|message| PreprocessError::Config {
             path: path.to_path_buf(),
             message,

@@ -1,14 +1,7 @@
 //! The JSON files of an HF checkpoint that prompts depend on, read leniently: every field is
 //! optional and unknown fields are ignored, because checkpoints differ in what they carry.
 
-use std::fs;
-use std::io::ErrorKind;
-use std::path::Path;
-
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-
-use super::{PromptError, Result};
 
 /// `tokenizer_config.json`.
 #[derive(Debug, Default, Deserialize)]
@@ -96,25 +89,4 @@ fn default_merge_size() -> usize {
 #[derive(Debug, Deserialize)]
 pub(super) struct ChatTemplateFile {
     pub chat_template: String,
-}
-
-/// The file's text, or `None` if it does not exist.
-pub(super) fn read_text(path: &Path) -> Result<Option<String>> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(PromptError::io(path, err)),
-    }
-}
-
-/// The parsed file, or `None` if it does not exist.
-pub(super) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    read_text(path)?
-        .map(|text| {
-            serde_json::from_str(&text).map_err(|source| PromptError::Json {
-                path: path.to_owned(),
-                source,
-            })
-        })
-        .transpose()
 }

@@ -1,18 +1,12 @@
 use std::path::PathBuf;
 
+use crate::files::FileError;
+
 /// Everything that can go wrong between a checkpoint's tokenizer files and prompt ids.
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: invalid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("{path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error("{path}: the tokenizer has no {token} token, which image prompts need")]
@@ -37,13 +31,6 @@ pub enum PromptError {
 pub type Result<T, E = PromptError> = std::result::Result<T, E>;
 
 impl PromptError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        PromptError::Io {
-            path: path.into(),
-            source,
-        }
-    }
-
     pub(crate) fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         PromptError::Checkpoint {
             path: path.into(),

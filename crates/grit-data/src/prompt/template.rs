@@ -8,6 +8,7 @@ use minijinja::{Environment, ErrorKind, Value, context};
 
 use super::checkpoint::{self, TemplateField};
 use super::{Message, PromptError, Result};
+use crate::files::{read_optional_json, read_optional_text};
 
 /// Qwen2.5-VL's chat template, verbatim from the hub checkpoint's `chat_template.json`: a default
 /// system turn, `<|vision_start|><|image_pad|><|vision_end|>` per image, optional "Picture n: "
@@ -95,11 +96,11 @@ pub(super) fn find(
     tokenizer_config: Option<&TemplateField>,
 ) -> Result<Option<ChatTemplate>> {
     let json_path = dir.join("chat_template.json");
-    if let Some(file) = checkpoint::read_json::<checkpoint::ChatTemplateFile>(&json_path)? {
+    if let Some(file) = read_optional_json::<checkpoint::ChatTemplateFile>(&json_path)? {
         return ChatTemplate::new(file.chat_template, json_path.display().to_string()).map(Some);
     }
     let jinja_path = dir.join("chat_template.jinja");
-    if let Some(source) = checkpoint::read_text(&jinja_path)? {
+    if let Some(source) = read_optional_text(&jinja_path)? {
         return ChatTemplate::new(source, jinja_path.display().to_string()).map(Some);
     }
     let config_path = dir.join("tokenizer_config.json");

@@ -9,6 +9,7 @@ use super::checkpoint::{self, GenerationConfig, PreprocessorConfig, TokenizerCon
 use super::stream::StreamDecoder;
 use super::template::{self, ChatTemplate};
 use super::{Message, PromptError, Result};
+use crate::files::{FileError, read_optional_json};
 
 const VISION_START: &str = "<|vision_start|>";
 const IMAGE_PAD: &str = "<|image_pad|>";
@@ -54,13 +55,13 @@ impl ChatTokenizer {
                 token,
             })?;
         let config: TokenizerConfig =
-            checkpoint::read_json(&dir.join("tokenizer_config.json"))?.unwrap_or_default();
+            read_optional_json(&dir.join("tokenizer_config.json"))?.unwrap_or_default();
         let template = template::find(dir, config.chat_template.as_ref())?
             .unwrap_or_else(ChatTemplate::qwen2_5_vl);
         let generation: GenerationConfig =
-            checkpoint::read_json(&dir.join("generation_config.json"))?.unwrap_or_default();
+            read_optional_json(&dir.join("generation_config.json"))?.unwrap_or_default();
         let preprocessor: PreprocessorConfig =
-            checkpoint::read_json(&dir.join("preprocessor_config.json"))?.unwrap_or_default();
+            read_optional_json(&dir.join("preprocessor_config.json"))?.unwrap_or_default();
         let (eos_token_ids, pad_token_id) = special_ids(dir, &tokenizer, &config, &generation)?;
         Ok(ChatTokenizer {
             tokenizer,
@@ -168,7 +169,7 @@ impl ChatTokenizer {
 
 /// Reads the file first so that a missing or unreadable file is reported with its path.
 fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
-    let bytes = fs::read(path).map_err(|err| PromptError::io(path, err))?;
+    let bytes = fs::read(path).map_err(|err| FileError::io(path, err))?;
     let tokenizer = Tokenizer::from_bytes(bytes)
         .map_err(|err| PromptError::checkpoint(path, format!("not a tokenizer: {err}")))?;
     // StreamDecoder turns tokens into bytes itself, which is only right for byte-level BPE.
