@@ -9,3 +9,4 @@ pub mod metrics;
 pub mod preprocess;
 pub mod prompt;
 pub mod rewards;
+pub mod synthetic;

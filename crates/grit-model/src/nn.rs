@@ -1,7 +1,7 @@
 //! Layers shared by the model families, named after their HF checkpoint keys.
 
 use burn::config::Config;
-use burn::module::{Initializer, Module, Param};
+use burn::module::{Initializer, Module, ModuleMapper, Param};
 use burn::nn::{Linear, LinearConfig, LinearLayout};
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
@@ -83,6 +83,43 @@ pub fn linear<B: Backend>(d_in: usize, d_out: usize, bias: bool, device: &B::Dev
             std: 0.02,
         })
         .init(device)
+}
+
+/// Gives every `Linear` weight of a module back the save/load mappers of [`linear`]'s
+/// column-major layout. burn drops parameter mappers when a module moves between a backend and
+/// its autodiff wrapper (`valid`, `from_inner`); without them an export would write `[in, out]`
+/// instead of the checkpoint's `[out, in]`.
+pub struct RestoreLinearLayout {
+    containers: Vec<String>,
+}
+
+impl RestoreLinearLayout {
+    pub fn apply<B: Backend, M: Module<B>>(module: M) -> M {
+        module.map(&mut Self {
+            containers: Vec::new(),
+        })
+    }
+}
+
+impl<B: Backend> ModuleMapper<B> for RestoreLinearLayout {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.containers.push(format!("{container_type}.{name}"));
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.containers.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        // The derive enters each field with its struct's name: `Struct:Linear` + `weight`.
+        if D == 2 && self.containers.last().map(String::as_str) == Some("Struct:Linear.weight") {
+            param
+                .save_mapper(|t| t.swap_dims(0, 1))
+                .load_mapper(|t| t.swap_dims(0, 1))
+        } else {
+            param
+        }
+    }
 }
 
 /// cos/sin of a rotary embedding, laid out exactly like the tensors they rotate so that

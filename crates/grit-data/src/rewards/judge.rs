@@ -54,6 +54,12 @@ impl JudgeQuery {
 /// reply, or rules. Returns the raw score (not binarized).
 pub trait Judge {
     fn judge(&mut self, query: &JudgeQuery) -> Result<f64, RewardError>;
+
+    /// Scores several answers, one result per query in the queries' order. By default one
+    /// [`Judge::judge`] call after another; a judge behind an API may ask several at once.
+    fn judge_batch(&mut self, queries: &[JudgeQuery]) -> Vec<Result<f64, RewardError>> {
+        queries.iter().map(|query| self.judge(query)).collect()
+    }
 }
 
 /// The question text the compat judge sees: the whole user text (`"\nQuestion: " + question +

@@ -8,9 +8,11 @@ pub mod vision;
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::backend::Autodiff;
+use burn::module::{AutodiffModule, Module};
 use burn::nn::Linear;
 use burn::tensor::backend::Backend;
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 pub use config::{Qwen2_5VlConfig, TextConfig, VisionConfig};
@@ -19,7 +21,7 @@ pub use positions::{Positions, rope_index};
 use crate::error::{Error, Result};
 use crate::generate::Decoder;
 use crate::kv_cache::KvCache;
-use crate::nn::{AttentionMask, linear};
+use crate::nn::{AttentionMask, RestoreLinearLayout, linear};
 use crate::weights::{Checkpoint, StoreDtype, save};
 use text::TextModel;
 use vision::VisionTransformer;
@@ -305,34 +307,37 @@ impl<B: Backend> Qwen2_5Vl<B> {
         }
     }
 
-    /// Runs the prompts and returns the final-norm hidden states with a cache holding them.
+    /// Runs the prompts and returns the final-norm hidden states, with a cache holding them when
+    /// `cache_room` (positions to leave free for decoding) is given.
     fn run_prompts(
         &self,
         prompts: &[Prompt],
-        extra_capacity: usize,
-    ) -> Result<(Tensor<B, 3>, Padded, KvCache<B>)> {
+        cache_room: Option<usize>,
+    ) -> Result<(Tensor<B, 3>, Padded, Option<KvCache<B>>)> {
         let padded = self.pad(prompts)?;
         let embeds = self.embed(prompts, &padded)?;
         let text = &self.config.text;
-        let mut cache = KvCache::new(
-            text.num_hidden_layers,
-            padded.batch,
-            text.num_key_value_heads,
-            text.head_dim(),
-            padded.len + extra_capacity,
-            &self.device,
-        );
+        let mut cache = cache_room.map(|room| {
+            KvCache::new(
+                text.num_hidden_layers,
+                padded.batch,
+                text.num_key_value_heads,
+                text.head_dim(),
+                padded.len + room,
+                &self.device,
+            )
+        });
         let rope = text.rope(&padded.positions, &self.device);
         let mask = if padded.valid.contains(&false) {
             AttentionMask::Explicit(padding_mask(&padded, &self.device))
         } else {
             AttentionMask::Causal
         };
-        let hidden = self
-            .module
-            .model
-            .language_model
-            .forward(embeds, &rope, mask, &mut cache);
+        let hidden =
+            self.module
+                .model
+                .language_model
+                .forward(embeds, &rope, mask, cache.as_mut());
         Ok((hidden, padded, cache))
     }
 
@@ -341,8 +346,80 @@ impl<B: Backend> Qwen2_5Vl<B> {
     /// # Shapes
     /// - output: `[batch, max_len, vocab]`
     pub fn forward(&self, prompts: &[Prompt]) -> Result<Tensor<B, 3>> {
-        let (hidden, _, _) = self.run_prompts(prompts, 0)?;
+        let (hidden, _, _) = self.run_prompts(prompts, None)?;
         Ok(self.lm_head(hidden))
+    }
+
+    /// Log-probability (temperature 1) of the last `targets[b]` tokens of each sequence given
+    /// everything before them: what a policy-gradient loss needs. The LM head runs on `chunk`
+    /// positions at a time and only on the target positions, so `[batch, seq, vocab]` logits
+    /// never exist at once (the real vocabulary has 151,936 entries).
+    ///
+    /// Sequences are left-padded, so targets are right-aligned: row `b`'s values are its last
+    /// `targets[b]` columns; the columns before them are padding (finite, to be masked).
+    ///
+    /// # Shapes
+    /// - output: `[batch, max(targets)]`
+    pub fn target_logprobs(
+        &self,
+        sequences: &[Prompt],
+        targets: &[usize],
+        chunk: usize,
+    ) -> Result<Tensor<B, 2>> {
+        let width = targets.iter().copied().max().unwrap_or(0);
+        if targets.len() != sequences.len()
+            || width == 0
+            || sequences.iter().zip(targets).any(|(s, &t)| t >= s.ids.len())
+        {
+            return Err(Error::Input(format!(
+                "each sequence needs between 1 and len - 1 target tokens, got {targets:?}"
+            )));
+        }
+        let (hidden, padded, _) = self.run_prompts(sequences, None)?;
+        let (batch, len) = (padded.batch, padded.len);
+        // The logits at position p predict the token at p + 1.
+        let hidden = hidden.narrow(1, len - width - 1, width);
+        let ids: Vec<i64> = (0..batch)
+            .flat_map(|b| padded.ids[b * len + len - width..(b + 1) * len].iter())
+            .map(|&t| t as i64)
+            .collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, width]), &self.device);
+        let chunk = chunk.max(1);
+        let columns: Vec<Tensor<B, 2>> = (0..width)
+            .step_by(chunk)
+            .map(|start| {
+                let n = chunk.min(width - start);
+                let logits = self.lm_head(hidden.clone().narrow(1, start, n));
+                log_softmax(logits, 2)
+                    .gather(2, ids.clone().narrow(1, start, n).unsqueeze_dim(2))
+                    .squeeze_dim::<2>(2)
+            })
+            .collect();
+        Ok(Tensor::cat(columns, 1))
+    }
+}
+
+impl<B: Backend> Qwen2_5Vl<Autodiff<B>> {
+    /// The same weights without gradient tracking, for rollouts and evaluation.
+    pub fn valid(&self) -> Qwen2_5Vl<B> {
+        Qwen2_5Vl {
+            config: self.config.clone(),
+            module: RestoreLinearLayout::apply(self.module.valid()),
+            device: self.device.clone(),
+        }
+    }
+}
+
+impl<B: Backend> Qwen2_5Vl<B> {
+    /// The same weights with gradient tracking, for training.
+    pub fn trainable(self) -> Qwen2_5Vl<Autodiff<B>> {
+        Qwen2_5Vl {
+            config: self.config,
+            module: RestoreLinearLayout::apply(Qwen2_5VlForConditionalGeneration::from_inner(
+                self.module,
+            )),
+            device: self.device,
+        }
     }
 }
 
@@ -372,7 +449,8 @@ impl<B: Backend> Decoder<B> for Qwen2_5Vl<B> {
         prompts: &[Prompt],
         max_new_tokens: usize,
     ) -> Result<(Tensor<B, 2>, DecodeState<B>)> {
-        let (hidden, padded, cache) = self.run_prompts(prompts, max_new_tokens)?;
+        let (hidden, padded, cache) = self.run_prompts(prompts, Some(max_new_tokens))?;
+        let cache = cache.expect("a cache was asked for");
         let last = hidden.narrow(1, padded.len - 1, 1);
         let logits = self.lm_head(last).squeeze_dim::<2>(1);
         let prompt_valid = padded.valid.contains(&false).then(|| {
@@ -415,7 +493,7 @@ impl<B: Backend> Decoder<B> for Qwen2_5Vl<B> {
                 ))
             }
         };
-        let hidden = text.forward(embeds, &rope, mask, &mut state.cache);
+        let hidden = text.forward(embeds, &rope, mask, Some(&mut state.cache));
         state.next_position.iter_mut().for_each(|p| *p += 1);
         self.lm_head(hidden).squeeze_dim::<2>(1)
     }

@@ -30,7 +30,7 @@ impl<B: Backend> Attention<B> {
         x: Tensor<B, 3>,
         rope: &Rope<B>,
         mask: AttentionMask<B>,
-        cache: &mut LayerCache<B>,
+        cache: Option<&mut LayerCache<B>>,
         start: usize,
     ) -> Tensor<B, 3> {
         let [batch, seq, hidden] = x.dims();
@@ -47,7 +47,10 @@ impl<B: Backend> Attention<B> {
         ));
         let v = heads(self.v_proj.forward(x), self.num_key_value_heads);
         let (q, k, v) = (q.swap_dims(1, 2), k.swap_dims(1, 2), v.swap_dims(1, 2));
-        let (k, v) = cache.update(start, k, v);
+        let (k, v) = match cache {
+            Some(cache) => cache.update(start, k, v),
+            None => (k, v),
+        };
         let out = grouped_attention(q, k, v, mask)
             .swap_dims(1, 2)
             .reshape([batch, seq, hidden]);
@@ -143,8 +146,9 @@ impl<B: Backend> TextModel<B> {
         self.embed_tokens.forward(ids)
     }
 
-    /// Runs the decoder over new positions, appending them to `cache`; returns the final-norm
-    /// hidden states.
+    /// Runs the decoder over new positions, appending them to `cache` when there is one (a
+    /// training pass has none: it sees whole sequences at once); returns the final-norm hidden
+    /// states.
     ///
     /// # Shapes
     /// - embeds: `[batch, seq, hidden]`
@@ -155,12 +159,13 @@ impl<B: Backend> TextModel<B> {
         embeds: Tensor<B, 3>,
         rope: &Rope<B>,
         mask: AttentionMask<B>,
-        cache: &mut KvCache<B>,
+        mut cache: Option<&mut KvCache<B>>,
     ) -> Tensor<B, 3> {
-        let start = cache.len();
+        let start = cache.as_ref().map_or(0, |c| c.len());
         let seq = embeds.dims()[1];
         let mut x = embeds;
-        for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            let layer_cache = cache.as_mut().map(|c| &mut c.layers[i]);
             let attn = layer.self_attn.forward(
                 layer.input_layernorm.forward(x.clone()),
                 rope,
@@ -174,7 +179,9 @@ impl<B: Backend> TextModel<B> {
                 .forward(layer.post_attention_layernorm.forward(x.clone()));
             x = x + mlp;
         }
-        cache.advance(seq);
+        if let Some(cache) = cache {
+            cache.advance(seq);
+        }
         self.norm.forward(x)
     }
 }

@@ -1,0 +1,226 @@
+//! A small byte-level BPE tokenizer for the synthetic task, and the checkpoint files around it.
+//!
+//! Qwen2.5's vocabulary has 151k entries, far too many embeddings for a model trained from
+//! scratch in minutes; a few hundred tokens learned on the task's own text suffice. The layout
+//! is Qwen's, so [`ChatTokenizer`](crate::prompt::ChatTokenizer) and the rest of the pipeline
+//! take it unchanged: byte-level BPE, Qwen's special-token strings, the chat template, and the
+//! GRIT tags as plain (non-special) added tokens that decoding keeps.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use tokenizers::models::TrainerWrapper;
+use tokenizers::models::bpe::{BPE, BpeTrainer};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::{AddedToken, Tokenizer};
+
+use super::Item;
+use super::trace::grounded_trace;
+use crate::files::FileError;
+use crate::preprocess::{GRIT_MIN_PIXELS, PreprocessConfig};
+use crate::prompt::{ChatTemplate, PromptStyle, QWEN2_5_VL_CHAT_TEMPLATE, user_message};
+
+/// Qwen's special tokens, exact strings; their ids follow the BPE vocabulary in this order.
+pub const SPECIAL_TOKENS: [&str; 6] = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+];
+
+/// GRIT's tags: one id each, but not special, so `skip_special_tokens` decoding keeps them as
+/// the rewards need; ids follow [`SPECIAL_TOKENS`].
+pub const TAG_TOKENS: [&str; 6] = [
+    "<think>",
+    "</think>",
+    "<rethink>",
+    "</rethink>",
+    "<answer>",
+    "</answer>",
+];
+
+const END_OF_TEXT: &str = SPECIAL_TOKENS[0];
+const IM_END: &str = SPECIAL_TOKENS[2];
+
+/// A byte-level BPE tokenizer of `vocab_size` tokens in all (256 byte symbols, merges learned on
+/// `corpus`, then [`SPECIAL_TOKENS`] and [`TAG_TOKENS`]). The same corpus gives the same
+/// tokenizer: the trainer breaks ties by token id, and ids come from a sorted alphabet.
+///
+/// # Panics
+/// If `vocab_size` is below the 256 byte symbols plus the 12 added tokens.
+pub fn build_tokenizer(corpus: &[String], vocab_size: usize) -> Tokenizer {
+    let added = SPECIAL_TOKENS.len() + TAG_TOKENS.len();
+    let alphabet = ByteLevel::alphabet();
+    assert!(
+        vocab_size >= alphabet.len() + added,
+        "vocab_size {vocab_size} is below the {} byte symbols and {added} added tokens",
+        alphabet.len()
+    );
+    let mut tokenizer = Tokenizer::new(BPE::default());
+    // Qwen2's tokenizer.json settings, except that this pre-tokenizer splits words itself (Qwen
+    // puts a regex Split in front of it) and keeps runs of digits together, so coordinates can
+    // become single tokens.
+    tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, false, true)));
+    tokenizer.with_decoder(Some(ByteLevel::new(false, false, false)));
+    let mut trainer: TrainerWrapper = BpeTrainer::builder()
+        .vocab_size(vocab_size - added)
+        .initial_alphabet(alphabet.into_iter().collect())
+        .show_progress(false)
+        .build()
+        .into();
+    let pieces = corpus.iter().flat_map(|text| plain_pieces(text));
+    tokenizer
+        .train(&mut trainer, pieces)
+        .expect("byte-level pre-tokenization of a str cannot fail");
+    tokenizer
+        .add_special_tokens(SPECIAL_TOKENS.map(|t| AddedToken::from(t, true)))
+        .expect("no normalizer to fail");
+    tokenizer
+        .add_tokens(TAG_TOKENS.map(|t| AddedToken::from(t, false).normalized(false)))
+        .expect("no normalizer to fail");
+    tokenizer
+}
+
+/// The parts of `text` between added-token strings. Encoding cuts those strings out before BPE
+/// sees the text, so training does too; they must not use up merges or take the ids 0.. that
+/// the BPE vocabulary starts at.
+fn plain_pieces(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while let Some((at, len)) = SPECIAL_TOKENS
+        .iter()
+        .chain(&TAG_TOKENS)
+        .filter_map(|token| rest.find(token).map(|at| (at, token.len())))
+        .min()
+    {
+        pieces.push(&rest[..at]);
+        rest = &rest[at + len..];
+    }
+    pieces.push(rest);
+    pieces.retain(|piece| !piece.is_empty());
+    pieces
+}
+
+/// The text to train the tokenizer on: per item, the GRIT prompt as the Qwen2.5-VL chat
+/// template renders it (one unexpanded `<|image_pad|>`), then its trace in original pixels,
+/// which is the model's frame because [`write_tokenizer_dir`]'s preprocessor keeps the size.
+pub fn tokenizer_corpus(items: &[Item]) -> Vec<String> {
+    let template = ChatTemplate::qwen2_5_vl();
+    items
+        .iter()
+        .map(|item| {
+            let message = user_message(1, &item.sample.question, PromptStyle::Grit);
+            let prompt = template
+                .render(&[message], true)
+                .expect("the built-in template renders a user turn");
+            prompt + &grounded_trace(item, [1.0, 1.0])
+        })
+        .collect()
+}
+
+/// The Python values of the CLIP normalization, as a checkpoint's config writes them; read back,
+/// they round to [`crate::preprocess::CLIP_MEAN`] / `CLIP_STD` exactly.
+const CLIP_MEAN: [f64; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+const CLIP_STD: [f64; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+
+/// Writes what [`ChatTokenizer::from_dir`](crate::prompt::ChatTokenizer::from_dir) and
+/// [`PreprocessConfig::from_checkpoint_dir`] read: `tokenizer.json`, `tokenizer_config.json`
+/// (eos `<|im_end|>`, pad `<|endoftext|>`, the chat template), `generation_config.json` (eos ids
+/// `[<|im_end|>, <|endoftext|>]` as Qwen2.5-VL has them) and `preprocessor_config.json`, whose
+/// `max_pixels` lets an `image_size`² image through unresized (`image_size` a multiple of 28,
+/// at least 56).
+///
+/// # Errors
+/// A file that cannot be written, or a tokenizer without Qwen's special tokens (reported
+/// against `generation_config.json`).
+pub fn write_tokenizer_dir(
+    dir: &Path,
+    tokenizer: &Tokenizer,
+    image_size: u32,
+) -> Result<(), FileError> {
+    fs::create_dir_all(dir).map_err(|e| FileError::io(dir, e))?;
+    let generation_path = dir.join("generation_config.json");
+    let id = |token: &str| {
+        tokenizer.token_to_id(token).ok_or_else(|| {
+            let message = format!("the tokenizer has no {token}");
+            FileError::io(
+                &generation_path,
+                io::Error::new(io::ErrorKind::InvalidInput, message),
+            )
+        })
+    };
+    let (im_end, end_of_text) = (id(IM_END)?, id(END_OF_TEXT)?);
+
+    let tokenizer_path = dir.join("tokenizer.json");
+    let text = tokenizer
+        .to_string(true)
+        .map_err(|e| FileError::io(&tokenizer_path, io::Error::other(e.to_string())))?;
+    write_text(&tokenizer_path, &text)?;
+    write_json(
+        &dir.join("tokenizer_config.json"),
+        &json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "eos_token": IM_END,
+            "pad_token": END_OF_TEXT,
+            "clean_up_tokenization_spaces": false,
+            "chat_template": QWEN2_5_VL_CHAT_TEMPLATE,
+        }),
+    )?;
+    write_json(
+        &generation_path,
+        &json!({
+            "eos_token_id": [im_end, end_of_text],
+            "pad_token_id": end_of_text,
+        }),
+    )?;
+    let qwen = PreprocessConfig::default();
+    let max_pixels = u64::from(image_size).pow(2);
+    write_json(
+        &dir.join("preprocessor_config.json"),
+        &json!({
+            "image_processor_type": "Qwen2VLImageProcessor",
+            "processor_class": "Qwen2_5_VLProcessor",
+            "do_convert_rgb": true,
+            "do_resize": true,
+            "resample": 3,
+            "do_rescale": true,
+            "rescale_factor": 1.0 / 255.0,
+            "do_normalize": true,
+            "image_mean": CLIP_MEAN,
+            "image_std": CLIP_STD,
+            "min_pixels": GRIT_MIN_PIXELS,
+            "max_pixels": max_pixels,
+            "size": {"shortest_edge": GRIT_MIN_PIXELS, "longest_edge": max_pixels},
+            "patch_size": qwen.patch_size,
+            "temporal_patch_size": qwen.temporal_patch_size,
+            "merge_size": qwen.merge_size,
+        }),
+    )
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<(), FileError> {
+    let text = serde_json::to_string_pretty(value).expect("a JSON value always serializes");
+    write_text(path, &(text + "\n"))
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), FileError> {
+    fs::write(path, text).map_err(|e| FileError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_pieces_drop_added_tokens() {
+        assert_eq!(
+            plain_pieces("<|im_start|>user\nhi<|im_end|>\n<think> a </think>"),
+            ["user\nhi", "\n", " a "]
+        );
+        assert_eq!(plain_pieces("plain"), ["plain"]);
+    }
+}

@@ -1,0 +1,345 @@
+//! The run configuration (TOML). Every field has a default; `configs/shapes-tiny.toml` is the
+//! embedded default run, the laptop demo.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use grit_data::prompt::PromptStyle;
+use grit_data::rewards::{Mode, RewardKind};
+use grit_data::synthetic::ShapesConfig;
+use grit_judge::JudgeConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::optim::{AdamWConfig, Schedule};
+
+/// `configs/shapes-tiny.toml`, what `grit-train` runs without `--config`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/shapes-tiny.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// The run directory (created; `--resume` continues it).
+    pub out: PathBuf,
+    pub seed: u64,
+    /// `cpu`, `wgpu` or `cuda`.
+    pub backend: String,
+    /// An HF checkpoint directory (weights, config.json, tokenizer). Empty: the demo builds a
+    /// small model and warms it up with [`SftConfig`].
+    pub model: Option<PathBuf>,
+    pub data: DataConfig,
+    pub demo: DemoConfig,
+    pub sft: SftConfig,
+    pub grpo: GrpoConfig,
+    pub rewards: RewardsConfig,
+    pub judge: JudgeConfig,
+    pub eval: EvalConfig,
+    pub checkpoint: CheckpointConfig,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            out: PathBuf::from("runs/grit"),
+            seed: 0,
+            backend: "cpu".into(),
+            model: None,
+            data: DataConfig::default(),
+            demo: DemoConfig::default(),
+            sft: SftConfig::default(),
+            grpo: GrpoConfig::default(),
+            rewards: RewardsConfig::default(),
+            judge: JudgeConfig::default(),
+            eval: EvalConfig::default(),
+            checkpoint: CheckpointConfig::default(),
+        }
+    }
+}
+
+/// GRIT JSONL files, each with the folder its image paths are relative to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub train: Vec<PathBuf>,
+    /// One folder per train file, or one for all.
+    pub train_images: Vec<PathBuf>,
+    /// Held-out files for the evaluation hook and the before/after report.
+    pub heldout: Vec<PathBuf>,
+    pub heldout_images: Vec<PathBuf>,
+    pub skip_bad_lines: bool,
+    /// Image size bounds for the processor (`None`: the checkpoint's, GRIT's 3136 / 200704
+    /// when it has none).
+    pub min_pixels: Option<usize>,
+    pub max_pixels: Option<usize>,
+}
+
+/// The laptop demo: synthetic shapes, a tokenizer and a small Qwen2.5-VL built for them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    pub shapes: ShapesConfig,
+    pub train_samples: usize,
+    pub heldout_samples: usize,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub vision_hidden_size: usize,
+    pub vision_depth: usize,
+    pub vision_heads: usize,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            shapes: ShapesConfig::default(),
+            train_samples: 2000,
+            heldout_samples: 100,
+            vocab_size: 512,
+            hidden_size: 128,
+            intermediate_size: 384,
+            layers: 4,
+            heads: 4,
+            kv_heads: 2,
+            vision_hidden_size: 64,
+            vision_depth: 2,
+            vision_heads: 2,
+        }
+    }
+}
+
+/// Supervised warm start on programmatic grounded traces (demo only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftConfig {
+    pub steps: usize,
+    pub batch: usize,
+    pub learning_rate: f64,
+    pub warmup_steps: usize,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        Self {
+            steps: 300,
+            batch: 16,
+            learning_rate: 2e-3,
+            warmup_steps: 20,
+        }
+    }
+}
+
+/// How the per-token losses of a batch are averaged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossNormalization {
+    /// Mean over sequences of each sequence's token mean (official GRPO / GRIT).
+    #[default]
+    Sequence,
+    /// Sum over all tokens / number of tokens (DAPO, Dr. GRPO).
+    Token,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpoConfig {
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Prompts per optimizer step; each gets `group_size` completions.
+    pub prompts_per_step: usize,
+    pub group_size: usize,
+    /// Sequences per forward/backward pass; gradients accumulate over a step's passes.
+    pub micro_batch: usize,
+    /// Sequences generated together.
+    pub rollout_batch: usize,
+    pub temperature: f32,
+    pub top_k: usize,
+    pub top_p: f32,
+    pub max_new_tokens: usize,
+    pub prompt: PromptStyle,
+    /// KL weight against the frozen reference (0 skips the reference model).
+    pub beta: f64,
+    pub learning_rate: f64,
+    pub warmup_steps: usize,
+    pub schedule: Schedule,
+    pub optimizer: AdamWConfig,
+    pub loss_normalization: LossNormalization,
+    /// Policy updates per batch of rollouts (official: 1, so the ratio is 1).
+    pub updates_per_batch: usize,
+    /// PPO clipping of the ratio to [1 − low, 1 + high] (`None`: the official unclipped loss).
+    pub clip_eps_low: Option<f64>,
+    pub clip_eps_high: Option<f64>,
+    /// Leave groups whose rewards are all equal out of the loss (their advantage is 0).
+    pub skip_zero_variance_groups: bool,
+    pub freeze_vision: bool,
+    /// Positions per LM-head chunk when computing log-probs.
+    pub logprob_chunk: usize,
+}
+
+impl Default for GrpoConfig {
+    /// The official recipe (spec §5).
+    fn default() -> Self {
+        Self {
+            steps: 200,
+            prompts_per_step: 20,
+            group_size: 4,
+            micro_batch: 4,
+            rollout_batch: 16,
+            temperature: 0.9,
+            top_k: 50,
+            top_p: 1.0,
+            max_new_tokens: 1000,
+            prompt: PromptStyle::Grit,
+            beta: 0.01,
+            learning_rate: 2e-6,
+            warmup_steps: 0,
+            schedule: Schedule::Cosine,
+            optimizer: AdamWConfig::default(),
+            loss_normalization: LossNormalization::Sequence,
+            updates_per_batch: 1,
+            clip_eps_low: None,
+            clip_eps_high: None,
+            skip_zero_variance_groups: false,
+            freeze_vision: false,
+            logprob_chunk: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewardsConfig {
+    pub mode: Mode,
+    /// Weight per reward, by official function name (absent: 0).
+    pub weights: std::collections::BTreeMap<String, f64>,
+    /// Datasets whose answers are counts (fixed mode; compat knows only `tallyqa`).
+    pub counting_datasets: Vec<String>,
+}
+
+impl Default for RewardsConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Fixed,
+            weights: RewardKind::ALL
+                .iter()
+                .map(|k| (k.official_name().to_owned(), 1.0))
+                .collect(),
+            counting_datasets: vec!["tallyqa".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Evaluate the held-out files every this many steps (0: only before and after training).
+    pub every: usize,
+    /// Items per evaluation (0: all).
+    pub limit: usize,
+    pub batch: usize,
+    pub max_new_tokens: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            every: 0,
+            limit: 0,
+            batch: 16,
+            max_new_tokens: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Save every this many steps (and always after the last).
+    pub every: usize,
+    /// Newest checkpoints kept (0: all).
+    pub keep: usize,
+    /// `f32` resumes bit-exactly; `bf16` halves the files (hub checkpoints are bf16).
+    pub dtype: String,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            every: 50,
+            keep: 2,
+            dtype: "f32".into(),
+        }
+    }
+}
+
+impl RunConfig {
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config serializes")
+    }
+
+    /// The reward configuration the reward functions take.
+    pub fn reward_config(&self) -> anyhow::Result<grit_data::rewards::RewardConfig> {
+        let mut config = grit_data::rewards::RewardConfig::new(self.rewards.mode);
+        let mut rewards = Vec::new();
+        for (name, &weight) in &self.rewards.weights {
+            let kind = RewardKind::ALL
+                .into_iter()
+                .find(|k| k.official_name() == name)
+                .ok_or_else(|| {
+                    let known: Vec<_> = RewardKind::ALL.iter().map(|k| k.official_name()).collect();
+                    anyhow::anyhow!("[rewards.weights]: unknown reward `{name}` (known: {known:?})")
+                })?;
+            rewards.push((kind, weight));
+        }
+        // Keep the official order whatever order the table had.
+        rewards.sort_by_key(|(k, _)| RewardKind::ALL.iter().position(|a| a == k));
+        config.rewards = rewards;
+        config.counting_datasets = self.rewards.counting_datasets.clone();
+        config.prompt_style = self.grpo.prompt;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_configs_parse_and_round_trip() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for entry in std::fs::read_dir(root).unwrap() {
+            let path = entry.unwrap().path();
+            let config = RunConfig::load(&path).unwrap();
+            assert_eq!(RunConfig::parse(&config.to_toml(), "again").unwrap(), config);
+            config.reward_config().unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_it() {
+        let err = RunConfig::parse("[grpo]\nbeta = 0.1\nbetta = 2\n", "x.toml").unwrap_err();
+        assert!(err.to_string().contains("betta"), "{err}");
+        assert!(err.to_string().starts_with("x.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_official_recipe_is_the_default() {
+        let config = RunConfig::default();
+        assert_eq!(config.grpo.group_size, 4);
+        assert_eq!(config.grpo.beta, 0.01);
+        assert_eq!(config.grpo.learning_rate, 2e-6);
+        assert_eq!(config.grpo.optimizer.max_grad_norm, Some(1.0));
+        assert_eq!(config.reward_config().unwrap().rewards.len(), 6);
+    }
+}

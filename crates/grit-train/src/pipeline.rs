@@ -1,0 +1,313 @@
+//! A whole run, top-down: resolve the model and data (building the laptop demo's when no model is
+//! given), evaluate the starting policy, train with GRPO-GR, evaluate again, and write the
+//! before/after report.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::tensor::backend::Backend;
+use grit_data::dataset::DataSource;
+use grit_data::metrics::MetricsSummary;
+use grit_data::preprocess::PreprocessConfig;
+use grit_data::prompt::{ChatTokenizer, PromptStyle};
+use grit_data::synthetic::{self, Item};
+use grit_model::backend::OnBackend;
+use grit_model::qwen2_5_vl::{Qwen2_5Vl, Qwen2_5VlConfig, TextConfig, VisionConfig};
+use grit_model::weights::StoreDtype;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DemoConfig, RunConfig};
+use crate::data::{Example, derive_seed, prepare, sources};
+use crate::evaluate::markdown_table;
+use crate::progress::Progress;
+use crate::rundir::{JsonlWriter, RunDir, copy_tokenizer_files, write_atomic};
+use crate::sft::{Demonstration, warm_start};
+use crate::trainer::{Setup, run_eval, train};
+
+/// What to do in a run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Everything: (demo warm start,) evaluation, GRPO-GR, evaluation, report.
+    Full,
+    /// Only the demo's data, tokenizer, model and supervised warm start.
+    WarmStart,
+}
+
+pub struct Pipeline<'a> {
+    pub config: &'a RunConfig,
+    pub run: &'a RunDir,
+    pub resume: bool,
+    pub stage: Stage,
+    pub progress: &'a mut Progress,
+}
+
+impl OnBackend for Pipeline<'_> {
+    type Output = anyhow::Result<()>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        run::<B>(self, &device)
+    }
+}
+
+/// `report.json`: the before/after table of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub before: Option<MetricsSummary>,
+    pub after: Option<MetricsSummary>,
+    pub warm_start_seconds: Option<f64>,
+    pub grpo_seconds: f64,
+    pub eval_seconds: f64,
+    pub total_seconds: f64,
+}
+
+fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = p.config;
+    let progress = p.progress;
+    let (initial_model, train_sources, heldout_sources, warm_start_seconds) = match &config.model
+    {
+        Some(model) => (
+            model.clone(),
+            sources(&config.data.train, &config.data.train_images)?,
+            sources(&config.data.heldout, &config.data.heldout_images)?,
+            None,
+        ),
+        None => {
+            let t = Instant::now();
+            let demo = demo::<B>(config, p.run, device, progress)?;
+            (demo.model, vec![demo.train], vec![demo.heldout], Some(t.elapsed().as_secs_f64()))
+        }
+    };
+    if p.stage == Stage::WarmStart {
+        progress.note(&format!("warm-started model: {}", initial_model.display()));
+        return Ok(());
+    }
+
+    let tokenizer = ChatTokenizer::from_dir(&initial_model)?;
+    let preprocess = preprocess_config(config, &initial_model)?;
+    let style = config.grpo.prompt;
+    let skip = config.data.skip_bad_lines;
+    let train_examples = prepare(&train_sources, skip, &tokenizer, &preprocess, style)?;
+    let heldout = prepare(&heldout_sources, skip, &tokenizer, &preprocess, style)?;
+    let rewards = config.reward_config()?;
+    let mut judge = config.judge.build(rewards.mode)?;
+    let setup = Setup {
+        config,
+        run: p.run,
+        initial_model: &initial_model,
+        tokenizer: &tokenizer,
+        train: &train_examples,
+        heldout: &heldout,
+        rewards: &rewards,
+    };
+
+    let mut eval_seconds = 0.0;
+    let mut evaluate = |model: &Path, name: &str, progress: &mut Progress| {
+        if heldout.is_empty() {
+            return anyhow::Ok(None);
+        }
+        let t = Instant::now();
+        let model = Qwen2_5Vl::<B>::load(model, device)?;
+        let summary = run_eval(&setup, &model, judge.as_mut(), name, progress)?;
+        eval_seconds += t.elapsed().as_secs_f64();
+        progress.note(&format!("held-out evaluation `{name}`:\n{}", markdown_table(&summary)));
+        Ok(Some(summary))
+    };
+    let before = evaluate(&initial_model, "before", progress)?;
+    let grpo_started = Instant::now();
+    let mut train_judge = config.judge.build(rewards.mode)?;
+    let last = train::<B>(&setup, train_judge.as_mut(), device, p.resume, progress)?;
+    progress.finish();
+    let grpo_seconds = grpo_started.elapsed().as_secs_f64();
+    let after = evaluate(&last, "after", progress)?;
+
+    let report = Report {
+        before,
+        after,
+        warm_start_seconds,
+        grpo_seconds,
+        eval_seconds,
+        total_seconds: started.elapsed().as_secs_f64(),
+    };
+    write_atomic(
+        &p.run.root.join("report.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    let text = report_markdown(&report);
+    write_atomic(&p.run.root.join("report.md"), text.as_bytes())?;
+    progress.note(&text);
+    Ok(())
+}
+
+fn preprocess_config(config: &RunConfig, model: &Path) -> anyhow::Result<PreprocessConfig> {
+    let mut preprocess = PreprocessConfig::from_checkpoint_dir(model)?;
+    if let Some(min) = config.data.min_pixels {
+        preprocess.min_pixels = min;
+    }
+    if let Some(max) = config.data.max_pixels {
+        preprocess.max_pixels = max;
+    }
+    Ok(preprocess)
+}
+
+fn report_markdown(report: &Report) -> String {
+    let mut out = String::from("# Run report\n\n");
+    for (name, summary) in [("Before GRPO-GR", &report.before), ("After GRPO-GR", &report.after)] {
+        if let Some(summary) = summary {
+            out.push_str(&format!("## {name}\n\n{}\n", markdown_table(summary)));
+        }
+    }
+    if let Some(s) = report.warm_start_seconds {
+        out.push_str(&format!("Warm start (data, tokenizer, SFT): {s:.0} s\n"));
+    }
+    out.push_str(&format!(
+        "GRPO-GR: {:.0} s; evaluation: {:.0} s; total: {:.0} s\n",
+        report.grpo_seconds, report.eval_seconds, report.total_seconds
+    ));
+    out
+}
+
+/// The demo's inputs, written under `RUN/demo/`.
+struct Demo {
+    /// The warm-started model: GRPO-GR's initial policy and reference.
+    model: PathBuf,
+    train: DataSource,
+    heldout: DataSource,
+}
+
+/// Synthetic shapes, a tokenizer trained on their prompts and traces, a small Qwen2.5-VL sized
+/// for it, and the supervised warm start. A finished warm start (resume) is reused as it is.
+fn demo<B: Backend>(
+    config: &RunConfig,
+    run: &RunDir,
+    device: &B::Device,
+    progress: &mut Progress,
+) -> anyhow::Result<Demo> {
+    let dir = run.root.join("demo");
+    let demo = &config.demo;
+    let data_dir = dir.join("data");
+    let base = dir.join("base");
+    let sft_dir = dir.join("sft");
+    let splits = synthetic::splits(
+        &demo.shapes,
+        config.seed,
+        demo.train_samples,
+        demo.heldout_samples,
+    );
+    let train = synthetic::write_split(&splits.train, &data_dir, "train")?;
+    let heldout = synthetic::write_split(&splits.heldout, &data_dir, "heldout")?;
+    if sft_dir.join("model.safetensors").is_file() {
+        progress.note(&format!("reusing the warm start in {}", sft_dir.display()));
+        return Ok(Demo {
+            model: sft_dir,
+            train,
+            heldout,
+        });
+    }
+    let tokenizer = synthetic::build_tokenizer(
+        &synthetic::tokenizer_corpus(&splits.train),
+        demo.vocab_size,
+    );
+    synthetic::write_tokenizer_dir(&base, &tokenizer, demo.shapes.image_size)?;
+    let chat = ChatTokenizer::from_dir(&base)?;
+    B::seed(device, derive_seed(config.seed, "init", 0));
+    let model_config = demo_model_config(demo, &chat)?;
+    model_config.init::<B>(device).save(&base, StoreDtype::F32)?;
+    progress.note(&format!(
+        "demo: {} train / {} held-out images, tokenizer of {} tokens, model in {}",
+        splits.train.len(),
+        splits.heldout.len(),
+        model_config.text.vocab_size,
+        base.display()
+    ));
+
+    let preprocess = preprocess_config(config, &base)?;
+    let examples = prepare(&[train.clone()], false, &chat, &preprocess, PromptStyle::Grit)?;
+    let demonstrations = demonstrations(&splits.train, &examples, &chat)?;
+    let model = Qwen2_5Vl::<B>::load(&base, device)?.trainable();
+    let mut log = JsonlWriter::append_to(&dir.join("sft_metrics.jsonl"))?;
+    let model = warm_start(
+        model,
+        &demonstrations,
+        &config.sft,
+        config.seed,
+        progress,
+        &mut |m| log.write(m),
+    )?;
+    // Written whole into a staging folder, then renamed: a warm start is either there or not.
+    let staging = dir.join("sft.partial");
+    model.valid().save(&staging, StoreDtype::F32)?;
+    copy_tokenizer_files(&base, &staging)?;
+    std::fs::rename(&staging, &sft_dir)
+        .with_context(|| format!("moving the warm start into {}", sft_dir.display()))?;
+    Ok(Demo {
+        model: sft_dir,
+        train,
+        heldout,
+    })
+}
+
+/// Each training item's trace, tokenized, ending with `<|im_end|>`; `examples` are the items'
+/// lines in the written file, in the same order.
+fn demonstrations<'a>(
+    items: &[Item],
+    examples: &'a [Example],
+    tokenizer: &ChatTokenizer,
+) -> anyhow::Result<Vec<Demonstration<'a>>> {
+    anyhow::ensure!(items.len() == examples.len(), "one example per generated item");
+    let im_end = crate::rollout::im_end_id(tokenizer);
+    items
+        .iter()
+        .zip(examples)
+        .map(|(item, example)| {
+            let scale = [
+                f64::from(example.processed.width) / f64::from(example.original.width),
+                f64::from(example.processed.height) / f64::from(example.original.height),
+            ];
+            let mut completion = tokenizer.encode(&synthetic::grounded_trace(item, scale))?;
+            completion.push(im_end);
+            Ok(Demonstration {
+                example,
+                completion,
+            })
+        })
+        .collect()
+}
+
+/// A Qwen2.5-VL of the demo's size whose vocabulary and vision tokens are the tokenizer's.
+fn demo_model_config(demo: &DemoConfig, tokenizer: &ChatTokenizer) -> anyhow::Result<Qwen2_5VlConfig> {
+    let vocab = tokenizer.tokenizer().get_vocab_size(true);
+    let head_dim = demo.hidden_size / demo.heads;
+    anyhow::ensure!(
+        head_dim % 8 == 0 && demo.hidden_size % demo.heads == 0,
+        "[demo] hidden_size / heads must be a multiple of 8"
+    );
+    // Qwen2.5-VL splits the rotary half-dimension 16:24:24 between time, height and width.
+    let half = head_dim / 2;
+    let temporal = half / 4;
+    let height = (half - temporal) / 2;
+    let text = TextConfig::new(
+        vocab,
+        demo.hidden_size,
+        demo.intermediate_size,
+        demo.layers,
+        demo.heads,
+        demo.kv_heads,
+        [temporal, height, half - temporal - height],
+    );
+    let vision = VisionConfig::new(
+        demo.vision_depth,
+        demo.vision_hidden_size,
+        demo.vision_heads,
+        demo.vision_hidden_size * 2,
+        demo.hidden_size,
+        vec![demo.vision_depth - 1],
+    );
+    let vt = tokenizer.vision_tokens();
+    let mut config = Qwen2_5VlConfig::new(text, vision).with_tie_word_embeddings(true);
+    config.image_token_id = vt.image_pad;
+    config.vision_start_token_id = vt.start;
+    config.vision_end_token_id = vt.end;
+    Ok(config)
+}

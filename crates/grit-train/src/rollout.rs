@@ -1,0 +1,307 @@
+//! Rollouts: G sampled completions per prompt, their rewards, and group-relative advantages.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use burn::tensor::backend::Backend;
+use grit_data::completion::{
+    DegenerateThresholds, ImageSize, ParsedCompletion, PixelBox, Region,
+};
+use grit_data::prompt::ChatTokenizer;
+use grit_data::rewards::{
+    self, Judge, JudgeQuery, Mode, RewardConfig, RewardError, RewardKind, judge::judge_query,
+};
+use grit_model::generate::{FinishReason, GenerationConfig, Sampling, generate};
+use grit_model::qwen2_5_vl::{Prompt, Qwen2_5Vl};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Example;
+
+/// The official stop string: generation of a row ends once its text contains it.
+pub const ANSWER_END: &str = "</answer>";
+
+/// One sampled completion.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// Index into the step's prompts.
+    pub group: usize,
+    pub generated: Vec<u32>,
+    pub finish: FinishReason,
+    /// Decoded without special tokens, as the official trainer decodes for the rewards.
+    pub text: String,
+    /// The tokens the loss is computed on: the generated ones up to the first end token, then
+    /// `<|im_end|>` (spec §5: the official trainer appends it and trains on it).
+    pub train_tokens: Vec<u32>,
+}
+
+/// Samples `group_size` completions for each example, `batch` sequences per generate call.
+pub fn sample<B: Backend>(
+    model: &Qwen2_5Vl<B>,
+    tokenizer: &ChatTokenizer,
+    examples: &[&Example],
+    group_size: usize,
+    batch: usize,
+    generation: &GenerationConfig,
+    mode: Mode,
+) -> anyhow::Result<Vec<Rollout>> {
+    let jobs: Vec<(usize, &Prompt)> = examples
+        .iter()
+        .enumerate()
+        .flat_map(|(g, e)| std::iter::repeat_n((g, &e.prompt), group_size))
+        .collect();
+    let detokenize = |ids: &[u32]| tokenizer.decode(ids, true).unwrap_or_default();
+    let im_end = im_end_id(tokenizer);
+    let mut rollouts = Vec::with_capacity(jobs.len());
+    for (chunk_index, chunk) in jobs.chunks(batch.max(1)).enumerate() {
+        let prompts: Vec<Prompt> = chunk.iter().map(|(_, p)| (*p).clone()).collect();
+        let config = GenerationConfig {
+            sampling: Sampling {
+                seed: generation
+                    .sampling
+                    .seed
+                    .wrapping_add(chunk_index as u64),
+                ..generation.sampling.clone()
+            },
+            ..generation.clone()
+        };
+        let completions = generate(model, &prompts, &config, Some(&detokenize), None)?;
+        for ((group, _), completion) in chunk.iter().zip(completions) {
+            let text = tokenizer.decode(&completion.tokens, true)?;
+            let train_tokens = train_tokens(
+                &completion.tokens,
+                completion.finish,
+                &generation.eos_token_ids,
+                im_end,
+                mode,
+            );
+            rollouts.push(Rollout {
+                group: *group,
+                generated: completion.tokens,
+                finish: completion.finish,
+                text,
+                train_tokens,
+            });
+        }
+    }
+    Ok(rollouts)
+}
+
+/// `<|im_end|>`, which ends an assistant turn in the chat template.
+pub fn im_end_id(tokenizer: &ChatTokenizer) -> u32 {
+    tokenizer
+        .tokenizer()
+        .token_to_id("<|im_end|>")
+        .unwrap_or(tokenizer.eos_token_ids()[0])
+}
+
+/// The generated tokens up to (not including) the first end token, then `<|im_end|>`. Fixed mode
+/// leaves a truncated completion open: it did not end, so the loss should not teach it to.
+fn train_tokens(
+    generated: &[u32],
+    finish: FinishReason,
+    eos: &[u32],
+    im_end: u32,
+    mode: Mode,
+) -> Vec<u32> {
+    let end = generated
+        .iter()
+        .position(|t| eos.contains(t))
+        .unwrap_or(generated.len());
+    let mut tokens = generated[..end].to_vec();
+    if mode == Mode::Compat || finish != FinishReason::Length {
+        tokens.push(im_end);
+    }
+    if tokens.is_empty() {
+        // An empty truncated completion still needs one target for its log-prob.
+        tokens.push(im_end);
+    }
+    tokens
+}
+
+/// A judge whose answers were fetched beforehand in one concurrent batch.
+struct Answered(HashMap<JudgeQuery, Result<f64, RewardError>>);
+
+impl Judge for Answered {
+    fn judge(&mut self, query: &JudgeQuery) -> Result<f64, RewardError> {
+        self.0
+            .get(query)
+            .cloned()
+            .unwrap_or_else(|| Err(RewardError::Judge("query was not prepared".into())))
+    }
+}
+
+/// Each reward of one completion and their weighted total.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub values: Vec<(RewardKind, Result<f64, RewardError>)>,
+    pub total: f64,
+    /// A reward failed where the mode does not allow a silent 0 (fixed mode): the group is left
+    /// out of the loss.
+    pub failed: bool,
+}
+
+/// Scores every rollout: the judge answers all distinct questions in one batch first.
+pub fn score(
+    rollouts: &[Rollout],
+    examples: &[&Example],
+    config: &RewardConfig,
+    judge: &mut dyn Judge,
+) -> Vec<Scored> {
+    let uses_judge = config
+        .rewards
+        .iter()
+        .any(|(k, _)| *k == RewardKind::AnswerAccuracy);
+    let sample = |r: &Rollout| {
+        let e = examples[r.group];
+        let mut s = rewards::Sample::new(
+            &e.record.sample.dataset,
+            &e.record.sample.answer,
+            &e.record.sample.question,
+        );
+        s.frame = Some((e.frame(), e.original));
+        s
+    };
+    let mut answered = Answered(HashMap::new());
+    if uses_judge {
+        let queries: Vec<JudgeQuery> = rollouts
+            .iter()
+            .filter(|r| !examples[r.group].record.sample.dataset.contains("ovd"))
+            .filter_map(|r| judge_query(config, &r.text, &sample(r)))
+            .collect();
+        let results = judge.judge_batch(&queries);
+        answered.0 = queries.into_iter().zip(results).collect();
+    }
+    let batch_first_dataset = examples
+        .first()
+        .map_or("", |e| e.record.sample.dataset.as_str());
+    rollouts
+        .iter()
+        .map(|r| {
+            let completion = rewards::Completion {
+                text: &r.text,
+                ids: Some(&r.generated),
+            };
+            let judge: Option<&mut dyn Judge> = uses_judge.then_some(&mut answered as _);
+            let values =
+                rewards::compute_all(config, &completion, &sample(r), batch_first_dataset, judge);
+            let mut total = 0.0;
+            let mut failed = false;
+            for &(kind, weight) in &config.rewards {
+                match values.iter().find(|(k, _)| *k == kind).map(|(_, v)| v) {
+                    Some(Ok(v)) => total += weight * v,
+                    // Compat: the official code would have crashed; count it as 0 and log it.
+                    Some(Err(_)) => failed |= config.mode == Mode::Fixed,
+                    None => {}
+                }
+            }
+            Scored {
+                values,
+                total,
+                failed,
+            }
+        })
+        .collect()
+}
+
+/// A_i = (R_i − mean) / (std + 1e-4) within each group of `group_size` consecutive rollouts,
+/// std unbiased (n − 1), as the official trainer computes it. Also returns whether each group's
+/// rewards were all equal.
+pub fn advantages(totals: &[f64], group_size: usize) -> (Vec<f64>, Vec<bool>) {
+    let mut advantages = Vec::with_capacity(totals.len());
+    let mut zero_variance = Vec::new();
+    for group in totals.chunks(group_size) {
+        let n = group.len() as f64;
+        let mean = group.iter().sum::<f64>() / n;
+        let var = group.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        let std = var.sqrt();
+        advantages.extend(group.iter().map(|r| (r - mean) / (std + 1e-4)));
+        zero_variance.push(group.iter().all(|&r| r == group[0]));
+    }
+    (advantages, zero_variance)
+}
+
+/// A parsed box as the run files record it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutBox {
+    pub region: Region,
+    pub label: Option<String>,
+    /// In original-image pixels.
+    pub pixels: PixelBox,
+    /// Byte span of the box in the completion text.
+    pub span: [usize; 2],
+}
+
+/// Structured boxes of a completion, mapped from the model's frame to original pixels.
+pub fn boxes(text: &str, example: &Example) -> Vec<RolloutBox> {
+    let parsed = ParsedCompletion::parse(text);
+    let thresholds = DegenerateThresholds::default();
+    parsed
+        .boxes
+        .iter()
+        .map(|b| RolloutBox {
+            region: b.region,
+            label: b.label.clone(),
+            pixels: example
+                .frame()
+                .to_pixels(b.coords, example.original, &thresholds),
+            span: [b.span.start, b.span.end],
+        })
+        .collect()
+}
+
+/// One row of `rollouts.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutRow {
+    pub step: u64,
+    /// The prompt's index within the step.
+    pub group: usize,
+    /// The completion's index within its group.
+    pub index: usize,
+    pub image: PathBuf,
+    /// `file:line` of the sample.
+    pub source: String,
+    pub dataset: String,
+    pub question: String,
+    pub answer: String,
+    pub gt_boxes: Vec<[f64; 4]>,
+    pub completion: String,
+    pub tokens: usize,
+    pub finish_reason: FinishReason,
+    /// By official function name; `null` where the reward failed (see `reward_errors`).
+    pub rewards: BTreeMap<String, Option<f64>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reward_errors: BTreeMap<String, String>,
+    pub total_reward: f64,
+    pub advantage: f64,
+    pub boxes: Vec<RolloutBox>,
+    pub original_size: ImageSize,
+    pub processed_size: ImageSize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advantages_follow_the_official_formula() {
+        let (a, zero) = advantages(&[1.0, 2.0, 3.0, 2.0, 0.5, 0.5, 0.5, 0.5], 4);
+        // mean 2, unbiased std sqrt(2/3)
+        let s = (2.0f64 / 3.0).sqrt() + 1e-4;
+        assert!((a[0] + 1.0 / s).abs() < 1e-12);
+        assert!((a[2] - 1.0 / s).abs() < 1e-12);
+        assert_eq!(a[1], 0.0);
+        assert_eq!(&a[4..], &[0.0; 4]);
+        assert_eq!(zero, vec![false, true]);
+    }
+
+    #[test]
+    fn training_tokens_end_with_one_im_end() {
+        let (eos, im_end) = (vec![9, 8], 9);
+        let t = |g: &[u32], f, m| train_tokens(g, f, &eos, im_end, m);
+        assert_eq!(t(&[1, 2, 9], FinishReason::Eos, Mode::Fixed), vec![1, 2, 9]);
+        assert_eq!(t(&[1, 2, 8], FinishReason::Eos, Mode::Fixed), vec![1, 2, 9]);
+        assert_eq!(t(&[1, 2], FinishReason::StopString, Mode::Fixed), vec![1, 2, 9]);
+        assert_eq!(t(&[1, 2], FinishReason::Length, Mode::Compat), vec![1, 2, 9]);
+        assert_eq!(t(&[1, 2], FinishReason::Length, Mode::Fixed), vec![1, 2]);
+    }
+}
