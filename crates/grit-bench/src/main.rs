@@ -121,6 +121,7 @@ impl OnBackend for Bench<'_> {
             sampling: Sampling::greedy(),
             eos_token_ids: Vec::new(),
             stop_strings: Vec::new(),
+            suppress_tokens: Vec::new(),
         };
         generate(&model, &prompt, &config, None, None)?;
         Ok(Timing {

@@ -261,6 +261,7 @@ impl OnBackend for Generate<'_> {
             },
             eos_token_ids: tokenizer.eos_token_ids().to_vec(),
             stop_strings,
+            suppress_tokens: tokenizer.vision_tokens().ids(),
         };
         let detokenize = |ids: &[u32]| tokenizer.decode(ids, false).unwrap_or_default();
         let mut stream = tokenizer.stream_decoder(true);

@@ -57,6 +57,8 @@ pub struct GenerationConfig {
     pub eos_token_ids: Vec<u32>,
     /// Generation of a row ends once its decoded text contains any of these (e.g. `</answer>`).
     pub stop_strings: Vec<String>,
+    /// Never generated (e.g. the vision tokens: a completion cannot carry an image).
+    pub suppress_tokens: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -106,14 +108,24 @@ pub fn generate<B: Backend, D: Decoder<B>>(
     let (mut logits, mut state) = model.prefill(prompts, config.max_new_tokens)?;
     for step in 0..config.max_new_tokens {
         let vocab = logits.dims()[1];
-        let host: Vec<f32> = logits
+        let mut host: Vec<f32> = logits
             .into_data()
             .convert::<f32>()
             .into_vec()
             .expect("f32 logits");
         let mut next = Vec::with_capacity(batch);
         for (row, completion) in rows.iter_mut().enumerate() {
-            let scores = &host[row * vocab..(row + 1) * vocab];
+            let scores = &mut host[row * vocab..(row + 1) * vocab];
+            let mut unmodified = None;
+            if !config.suppress_tokens.is_empty() {
+                unmodified = Some(scores.to_vec());
+                for &t in &config.suppress_tokens {
+                    if let Some(s) = scores.get_mut(t as usize) {
+                        *s = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            let scores = &*scores;
             if done[row] {
                 // Finished rows keep decoding a placeholder so the batch stays rectangular.
                 next.push(
@@ -126,9 +138,10 @@ pub fn generate<B: Backend, D: Decoder<B>>(
             }
             let token = pick(scores, &config.sampling, &mut rng);
             completion.tokens.push(token);
-            completion
-                .logprobs
-                .push(log_softmax_at(scores, token as usize));
+            completion.logprobs.push(log_softmax_at(
+                unmodified.as_deref().unwrap_or(scores),
+                token as usize,
+            ));
             if let Some(f) = on_token.as_mut() {
                 f(row, token);
             }

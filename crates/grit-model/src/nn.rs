@@ -85,23 +85,26 @@ pub fn linear<B: Backend>(d_in: usize, d_out: usize, bias: bool, device: &B::Dev
         .init(device)
 }
 
-/// Gives every `Linear` weight of a module back the save/load mappers of [`linear`]'s
-/// column-major layout. burn drops parameter mappers when a module moves between a backend and
-/// its autodiff wrapper (`valid`, `from_inner`); without them an export would write `[in, out]`
-/// instead of the checkpoint's `[out, in]`.
-pub struct RestoreLinearLayout {
+/// Repairs what burn loses when a module moves between a backend and its autodiff wrapper
+/// (`valid`, `from_inner`): every `Linear` weight gets back the save/load mappers of
+/// [`linear`]'s column-major layout (without them an export writes `[in, out]` instead of the
+/// checkpoint's `[out, in]`), and, going to autodiff, every parameter is marked as requiring
+/// gradients (weights loaded on a plain backend carry `false`).
+pub struct RestoreParams {
     containers: Vec<String>,
+    require_grad: bool,
 }
 
-impl RestoreLinearLayout {
-    pub fn apply<B: Backend, M: Module<B>>(module: M) -> M {
+impl RestoreParams {
+    pub fn apply<B: Backend, M: Module<B>>(module: M, require_grad: bool) -> M {
         module.map(&mut Self {
             containers: Vec::new(),
+            require_grad,
         })
     }
 }
 
-impl<B: Backend> ModuleMapper<B> for RestoreLinearLayout {
+impl<B: Backend> ModuleMapper<B> for RestoreParams {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.containers.push(format!("{container_type}.{name}"));
     }
@@ -111,6 +114,7 @@ impl<B: Backend> ModuleMapper<B> for RestoreLinearLayout {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let param = param.set_require_grad(self.require_grad);
         // The derive enters each field with its struct's name: `Struct:Linear` + `weight`.
         if D == 2 && self.containers.last().map(String::as_str) == Some("Struct:Linear.weight") {
             param

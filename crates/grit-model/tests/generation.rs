@@ -20,6 +20,7 @@ fn config(max_new_tokens: usize) -> GenerationConfig {
         sampling: Sampling::greedy(),
         eos_token_ids: Vec::new(),
         stop_strings: Vec::new(),
+        suppress_tokens: Vec::new(),
     }
 }
 

@@ -159,6 +159,7 @@ fn check_case<B: Backend>(dir: &Path, device: &B::Device) -> Vec<String> {
         sampling: Sampling::greedy(),
         eos_token_ids: Vec::new(),
         stop_strings: Vec::new(),
+        suppress_tokens: Vec::new(),
     };
     let generated = generate(&model, std::slice::from_ref(&prompt), &config, None, None).unwrap();
     let got_ids: Vec<i64> = generated[0].tokens.iter().map(|&t| t as i64).collect();

@@ -321,7 +321,10 @@ mod tests {
         for entry in std::fs::read_dir(root).unwrap() {
             let path = entry.unwrap().path();
             let config = RunConfig::load(&path).unwrap();
-            assert_eq!(RunConfig::parse(&config.to_toml(), "again").unwrap(), config);
+            assert_eq!(
+                RunConfig::parse(&config.to_toml(), "again").unwrap(),
+                config
+            );
             config.reward_config().unwrap();
         }
     }

@@ -90,6 +90,7 @@ pub fn evaluate<B: Backend>(
         sampling: Sampling::greedy(),
         eos_token_ids: tokenizer.eos_token_ids().to_vec(),
         stop_strings: vec![ANSWER_END.to_owned()],
+        suppress_tokens: tokenizer.vision_tokens().ids(),
     };
     let detokenize = |ids: &[u32]| tokenizer.decode(ids, true).unwrap_or_default();
     let mut finished = examples.len() - todo.len();
@@ -99,7 +100,15 @@ pub fn evaluate<B: Backend>(
         let completions = generate(model, &prompts, &generation, Some(&detokenize), None)?;
         for (example, completion) in batch.iter().zip(completions) {
             let text = tokenizer.decode(&completion.tokens, true)?;
-            let row = score_item(example, text, completion.tokens.len(), completion.finish, judge, rewards, &settings.grounding);
+            let row = score_item(
+                example,
+                text,
+                completion.tokens.len(),
+                completion.finish,
+                judge,
+                rewards,
+                &settings.grounding,
+            );
             writer.write(&row)?;
         }
         finished += batch.len();

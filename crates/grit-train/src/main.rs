@@ -112,9 +112,17 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
         for (items, split) in [(&splits.train, "train"), (&splits.heldout, "heldout")] {
             let source = grit_data::synthetic::write_split(items, &run.root, split)?;
-            println!("{} ({} items, images in {})", source.file.display(), items.len(), source.images.display());
+            println!(
+                "{} ({} items, images in {})",
+                source.file.display(),
+                items.len(),
+                source.images.display()
+            );
         }
         return Ok(());
+    }
+    if !resume {
+        run.ensure_fresh()?;
     }
     run.create()?;
     if !resume {

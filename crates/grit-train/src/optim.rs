@@ -52,7 +52,13 @@ pub enum Schedule {
 }
 
 /// The learning rate of optimizer step `step` (0-based) of `total`.
-pub fn learning_rate(peak: f64, schedule: Schedule, warmup: usize, step: usize, total: usize) -> f64 {
+pub fn learning_rate(
+    peak: f64,
+    schedule: Schedule,
+    warmup: usize,
+    step: usize,
+    total: usize,
+) -> f64 {
     if step < warmup {
         return peak * step as f64 / warmup as f64;
     }
@@ -250,7 +256,8 @@ impl<AB: AutodiffBackend> ModuleMapper<AB> for Update<'_> {
             None => (value.zeros_like(), value.zeros_like()),
         };
         let exp_avg = exp_avg.mul_scalar(c.beta1) + grad.clone().mul_scalar(1.0 - c.beta1);
-        let exp_avg_sq = exp_avg_sq.mul_scalar(c.beta2) + grad.powi_scalar(2).mul_scalar(1.0 - c.beta2);
+        let exp_avg_sq =
+            exp_avg_sq.mul_scalar(c.beta2) + grad.powi_scalar(2).mul_scalar(1.0 - c.beta2);
         // torch.optim.AdamW: decoupled decay first, then the bias-corrected step.
         let value = value.mul_scalar(1.0 - self.lr * c.weight_decay);
         let bias1 = 1.0 - c.beta1.powi(t);
@@ -284,7 +291,11 @@ struct RawF32 {
 
 impl RawF32 {
     fn of(data: &TensorData) -> Self {
-        let values = data.clone().convert::<f32>().into_vec::<f32>().expect("f32 data");
+        let values = data
+            .clone()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("f32 data");
         Self {
             shape: data.shape.to_vec(),
             bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
@@ -310,6 +321,100 @@ impl View for RawF32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::backend::Autodiff;
+    use grit_model::backend::Cpu;
+    use grit_model::nn::{RmsNorm, RmsNormConfig};
+
+    type B = Autodiff<Cpu>;
+
+    /// Loss Σ w·c, so the gradient of the norm weight w is c.
+    fn grads_of(norm: &RmsNorm<B>, c: [f32; 3]) -> GradientsParams {
+        let c = Tensor::<B, 1>::from_floats(c, &Default::default());
+        let loss = (norm.weight.val() * c).sum();
+        GradientsParams::from_grads(loss.backward(), norm)
+    }
+
+    fn weights(norm: &RmsNorm<B>) -> Vec<f32> {
+        norm.weight.val().into_data().into_vec().unwrap()
+    }
+
+    /// torch.optim.AdamW, written out for one scalar.
+    fn torch_adamw(p: f64, grads: &[f64], lr: f64, wd: f64) -> f64 {
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+        let (mut p, mut m, mut v) = (p, 0.0, 0.0);
+        for (t, g) in grads.iter().enumerate() {
+            let t = t as i32 + 1;
+            p *= 1.0 - lr * wd;
+            m = b1 * m + (1.0 - b1) * g;
+            v = b2 * v + (1.0 - b2) * g * g;
+            let denom = (v / (1.0 - b2.powi(t))).sqrt() + eps;
+            p -= lr / (1.0 - b1.powi(t)) * m / denom;
+        }
+        p
+    }
+
+    #[test]
+    fn adamw_matches_torch_and_clips_the_global_norm() {
+        let device = Default::default();
+        let config = AdamWConfig {
+            weight_decay: 0.1,
+            max_grad_norm: None,
+            ..AdamWConfig::default()
+        };
+        let mut norm: RmsNorm<B> = RmsNormConfig::new(3).init(&device);
+        let mut adamw = AdamW::new(config.clone());
+        let steps = [[1.0, 2.0, -3.0], [0.5, -1.0, 2.0]];
+        for c in steps {
+            let grads = grads_of(&norm, c);
+            let (next, report) = adamw.step(norm, grads, 0.1);
+            norm = next;
+            let expected = c.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+            assert!((report.grad_norm - expected).abs() < 1e-5);
+        }
+        for (i, w) in weights(&norm).into_iter().enumerate() {
+            let grads: Vec<f64> = steps.iter().map(|c| f64::from(c[i])).collect();
+            let expected = torch_adamw(1.0, &grads, 0.1, 0.1);
+            assert!((f64::from(w) - expected).abs() < 1e-6, "{w} vs {expected}");
+        }
+
+        // Clipping scales all gradients together: with norm 1, gradient c / |c|.
+        let mut clipped = AdamW::new(AdamWConfig {
+            max_grad_norm: Some(1.0),
+            beta1: 0.0,
+            beta2: 0.0,
+            ..AdamWConfig::default()
+        });
+        let norm: RmsNorm<B> = RmsNormConfig::new(3).init(&device);
+        let grads = grads_of(&norm, [3.0, 0.0, -4.0]);
+        let (norm, report) = clipped.step(norm, grads, 1.0);
+        assert!((report.grad_norm - 5.0).abs() < 1e-6);
+        // β1 = β2 = 0: the step is lr·g/(|g| + eps) whatever the scale, so check the moments.
+        let m = &clipped.moments["weight"];
+        let m: Vec<f32> = m.exp_avg.clone().into_vec().unwrap();
+        assert!(
+            (m[0] - 0.6).abs() < 1e-5 && (m[2] + 0.8).abs() < 1e-5,
+            "{m:?}"
+        );
+        assert!((weights(&norm)[1] - 1.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn saved_state_continues_identically() {
+        let device = Default::default();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optimizer.safetensors");
+        let mut norm: RmsNorm<B> = RmsNormConfig::new(3).init(&device);
+        let mut adamw = AdamW::new(AdamWConfig::default());
+        let (next, _) = adamw.step(norm.clone(), grads_of(&norm, [1.0, -2.0, 0.5]), 0.1);
+        norm = next;
+        adamw.save(&path).unwrap();
+        let mut loaded = AdamW::load(AdamWConfig::default(), &path).unwrap();
+        assert_eq!(loaded.steps, adamw.steps);
+        let (a, _) = adamw.step(norm.clone(), grads_of(&norm, [0.3, 0.3, -1.0]), 0.1);
+        let (b, _) = loaded.step(norm.clone(), grads_of(&norm, [0.3, 0.3, -1.0]), 0.1);
+        assert_eq!(weights(&a), weights(&b));
+        assert_ne!(weights(&a), weights(&norm));
+    }
 
     #[test]
     fn cosine_schedule_matches_transformers() {

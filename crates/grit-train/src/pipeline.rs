@@ -65,8 +65,7 @@ fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
     let started = Instant::now();
     let config = p.config;
     let progress = p.progress;
-    let (initial_model, train_sources, heldout_sources, warm_start_seconds) = match &config.model
-    {
+    let (initial_model, train_sources, heldout_sources, warm_start_seconds) = match &config.model {
         Some(model) => (
             model.clone(),
             sources(&config.data.train, &config.data.train_images)?,
@@ -76,7 +75,12 @@ fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
         None => {
             let t = Instant::now();
             let demo = demo::<B>(config, p.run, device, progress)?;
-            (demo.model, vec![demo.train], vec![demo.heldout], Some(t.elapsed().as_secs_f64()))
+            (
+                demo.model,
+                vec![demo.train],
+                vec![demo.heldout],
+                Some(t.elapsed().as_secs_f64()),
+            )
         }
     };
     if p.stage == Stage::WarmStart {
@@ -111,7 +115,10 @@ fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
         let model = Qwen2_5Vl::<B>::load(model, device)?;
         let summary = run_eval(&setup, &model, judge.as_mut(), name, progress)?;
         eval_seconds += t.elapsed().as_secs_f64();
-        progress.note(&format!("held-out evaluation `{name}`:\n{}", markdown_table(&summary)));
+        progress.note(&format!(
+            "held-out evaluation `{name}`:\n{}",
+            markdown_table(&summary)
+        ));
         Ok(Some(summary))
     };
     let before = evaluate(&initial_model, "before", progress)?;
@@ -153,7 +160,10 @@ fn preprocess_config(config: &RunConfig, model: &Path) -> anyhow::Result<Preproc
 
 fn report_markdown(report: &Report) -> String {
     let mut out = String::from("# Run report\n\n");
-    for (name, summary) in [("Before GRPO-GR", &report.before), ("After GRPO-GR", &report.after)] {
+    for (name, summary) in [
+        ("Before GRPO-GR", &report.before),
+        ("After GRPO-GR", &report.after),
+    ] {
         if let Some(summary) = summary {
             out.push_str(&format!("## {name}\n\n{}\n", markdown_table(summary)));
         }
@@ -205,15 +215,15 @@ fn demo<B: Backend>(
             heldout,
         });
     }
-    let tokenizer = synthetic::build_tokenizer(
-        &synthetic::tokenizer_corpus(&splits.train),
-        demo.vocab_size,
-    );
+    let tokenizer =
+        synthetic::build_tokenizer(&synthetic::tokenizer_corpus(&splits.train), demo.vocab_size);
     synthetic::write_tokenizer_dir(&base, &tokenizer, demo.shapes.image_size)?;
     let chat = ChatTokenizer::from_dir(&base)?;
     B::seed(device, derive_seed(config.seed, "init", 0));
     let model_config = demo_model_config(demo, &chat)?;
-    model_config.init::<B>(device).save(&base, StoreDtype::F32)?;
+    model_config
+        .init::<B>(device)
+        .save(&base, StoreDtype::F32)?;
     progress.note(&format!(
         "demo: {} train / {} held-out images, tokenizer of {} tokens, model in {}",
         splits.train.len(),
@@ -223,7 +233,13 @@ fn demo<B: Backend>(
     ));
 
     let preprocess = preprocess_config(config, &base)?;
-    let examples = prepare(&[train.clone()], false, &chat, &preprocess, PromptStyle::Grit)?;
+    let examples = prepare(
+        std::slice::from_ref(&train),
+        false,
+        &chat,
+        &preprocess,
+        PromptStyle::Grit,
+    )?;
     let demonstrations = demonstrations(&splits.train, &examples, &chat)?;
     let model = Qwen2_5Vl::<B>::load(&base, device)?.trainable();
     let mut log = JsonlWriter::append_to(&dir.join("sft_metrics.jsonl"))?;
@@ -255,7 +271,10 @@ fn demonstrations<'a>(
     examples: &'a [Example],
     tokenizer: &ChatTokenizer,
 ) -> anyhow::Result<Vec<Demonstration<'a>>> {
-    anyhow::ensure!(items.len() == examples.len(), "one example per generated item");
+    anyhow::ensure!(
+        items.len() == examples.len(),
+        "one example per generated item"
+    );
     let im_end = crate::rollout::im_end_id(tokenizer);
     items
         .iter()
@@ -276,11 +295,14 @@ fn demonstrations<'a>(
 }
 
 /// A Qwen2.5-VL of the demo's size whose vocabulary and vision tokens are the tokenizer's.
-fn demo_model_config(demo: &DemoConfig, tokenizer: &ChatTokenizer) -> anyhow::Result<Qwen2_5VlConfig> {
+fn demo_model_config(
+    demo: &DemoConfig,
+    tokenizer: &ChatTokenizer,
+) -> anyhow::Result<Qwen2_5VlConfig> {
     let vocab = tokenizer.tokenizer().get_vocab_size(true);
     let head_dim = demo.hidden_size / demo.heads;
     anyhow::ensure!(
-        head_dim % 8 == 0 && demo.hidden_size % demo.heads == 0,
+        head_dim.is_multiple_of(8) && demo.hidden_size.is_multiple_of(demo.heads),
         "[demo] hidden_size / heads must be a multiple of 8"
     );
     // Qwen2.5-VL splits the rotary half-dimension 16:24:24 between time, height and width.

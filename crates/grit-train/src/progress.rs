@@ -48,12 +48,16 @@ impl Progress {
             "reward {:.3}{accuracy} kl {:.4} loss {:.4} len {:.0}",
             m.total_reward, m.kl, m.loss, m.completion_length
         );
-        self.update(step, &format!("step {step}: {message} ({:.1}s)", m.seconds), message);
+        self.update(
+            step,
+            &format!("step {step}: {message} ({:.1}s)", m.seconds),
+            message,
+        );
     }
 
     pub fn sft_step(&mut self, step: u64, loss: f64) {
         let message = format!("loss {loss:.4}");
-        if step % 25 == 0 || self.bar.is_some() {
+        if step.is_multiple_of(25) || self.bar.is_some() {
             self.update(step, &format!("sft step {step}: {message}"), message);
         }
     }

@@ -4,9 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
-use grit_data::completion::{
-    DegenerateThresholds, ImageSize, ParsedCompletion, PixelBox, Region,
-};
+use grit_data::completion::{DegenerateThresholds, ImageSize, ParsedCompletion, PixelBox, Region};
 use grit_data::prompt::ChatTokenizer;
 use grit_data::rewards::{
     self, Judge, JudgeQuery, Mode, RewardConfig, RewardError, RewardKind, judge::judge_query,
@@ -56,10 +54,7 @@ pub fn sample<B: Backend>(
         let prompts: Vec<Prompt> = chunk.iter().map(|(_, p)| (*p).clone()).collect();
         let config = GenerationConfig {
             sampling: Sampling {
-                seed: generation
-                    .sampling
-                    .seed
-                    .wrapping_add(chunk_index as u64),
+                seed: generation.sampling.seed.wrapping_add(chunk_index as u64),
                 ..generation.sampling.clone()
             },
             ..generation.clone()
@@ -300,8 +295,14 @@ mod tests {
         let t = |g: &[u32], f, m| train_tokens(g, f, &eos, im_end, m);
         assert_eq!(t(&[1, 2, 9], FinishReason::Eos, Mode::Fixed), vec![1, 2, 9]);
         assert_eq!(t(&[1, 2, 8], FinishReason::Eos, Mode::Fixed), vec![1, 2, 9]);
-        assert_eq!(t(&[1, 2], FinishReason::StopString, Mode::Fixed), vec![1, 2, 9]);
-        assert_eq!(t(&[1, 2], FinishReason::Length, Mode::Compat), vec![1, 2, 9]);
+        assert_eq!(
+            t(&[1, 2], FinishReason::StopString, Mode::Fixed),
+            vec![1, 2, 9]
+        );
+        assert_eq!(
+            t(&[1, 2], FinishReason::Length, Mode::Compat),
+            vec![1, 2, 9]
+        );
         assert_eq!(t(&[1, 2], FinishReason::Length, Mode::Fixed), vec![1, 2]);
     }
 }

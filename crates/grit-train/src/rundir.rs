@@ -153,6 +153,18 @@ impl RunDir {
         self.root.join("eval").join(name)
     }
 
+    /// Refuses to start a new run where one already logged steps, rather than mixing two runs'
+    /// logs; `--resume` continues such a directory instead.
+    pub fn ensure_fresh(&self) -> anyhow::Result<()> {
+        let logged = read_jsonl::<serde_json::Value>(&self.metrics())?;
+        anyhow::ensure!(
+            self.list_checkpoints()?.is_empty() && logged.is_empty(),
+            "{} already holds a run; pass --resume to continue it or choose another --out",
+            self.root.display()
+        );
+        Ok(())
+    }
+
     /// Complete checkpoints (those renamed into place), by step.
     pub fn list_checkpoints(&self) -> anyhow::Result<Vec<(u64, PathBuf)>> {
         let dir = self.checkpoints();
@@ -185,8 +197,7 @@ impl RunDir {
         if staging.exists() {
             fs::remove_dir_all(&staging)?;
         }
-        fs::create_dir_all(&staging)
-            .with_context(|| format!("creating {}", staging.display()))?;
+        fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
         Ok(staging)
     }
 
@@ -239,7 +250,11 @@ mod tests {
         );
         fs::write(&path, "{\"step\":1}\nnot json\n{\"step\":2}\n").unwrap();
         let err = read_jsonl::<serde_json::Value>(&path).unwrap_err();
-        assert!(err.to_string().ends_with(":2: expected ident at line 1 column 2"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with(":2: expected ident at line 1 column 2"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -253,7 +268,12 @@ mod tests {
             run.commit_checkpoint(&staging, step, 2).unwrap();
         }
         run.stage_checkpoint(4).unwrap();
-        let steps: Vec<u64> = run.list_checkpoints().unwrap().iter().map(|c| c.0).collect();
+        let steps: Vec<u64> = run
+            .list_checkpoints()
+            .unwrap()
+            .iter()
+            .map(|c| c.0)
+            .collect();
         assert_eq!(steps, vec![2, 3]);
     }
 }

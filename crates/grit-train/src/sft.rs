@@ -40,7 +40,10 @@ pub fn warm_start<B: Backend>(
     progress: &mut Progress,
     log: &mut dyn FnMut(&SftMetrics) -> anyhow::Result<()>,
 ) -> anyhow::Result<Qwen2_5Vl<Autodiff<B>>> {
-    anyhow::ensure!(!demonstrations.is_empty(), "no demonstrations to warm up on");
+    anyhow::ensure!(
+        !demonstrations.is_empty(),
+        "no demonstrations to warm up on"
+    );
     let mut optimizer = AdamW::new(AdamWConfig::default());
     let device = model.device().clone();
     let seed = derive_seed(seed, "sft", 0);
@@ -68,8 +71,10 @@ pub fn warm_start<B: Backend>(
             .iter()
             .flat_map(|&t| (0..width).map(move |j| f32::from(u8::from(j >= width - t))))
             .collect();
-        let mask =
-            Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(mask, [batch.len(), width]), &device);
+        let mask = Tensor::<Autodiff<B>, 2>::from_data(
+            TensorData::new(mask, [batch.len(), width]),
+            &device,
+        );
         let tokens: usize = targets.iter().sum();
         let logp = model.target_logprobs(&sequences, &targets, 256)?;
         let loss = -(logp * mask).sum().div_scalar(tokens as f64);

@@ -31,9 +31,7 @@ use crate::evaluate::{EvalSettings, evaluate};
 use crate::loss::{LossSettings, LossStats, Row, grpo_loss, target_logprobs};
 use crate::optim::{AdamW, learning_rate};
 use crate::progress::Progress;
-use crate::rollout::{
-    self, ANSWER_END, Rollout, RolloutRow, Scored, advantages, boxes,
-};
+use crate::rollout::{self, ANSWER_END, Rollout, RolloutRow, Scored, advantages, boxes};
 use crate::rundir::{JsonlWriter, RunDir, copy_tokenizer_files, write_atomic};
 
 /// One row of `metrics.jsonl`.
@@ -103,7 +101,10 @@ pub fn train<B: Backend>(
     anyhow::ensure!(!setup.train.is_empty(), "no training examples");
     let (mut policy, mut optimizer, start) = match resume_point(setup.run, resume)? {
         Some((step, dir)) => {
-            progress.note(&format!("resuming after step {step} from {}", dir.display()));
+            progress.note(&format!(
+                "resuming after step {step} from {}",
+                dir.display()
+            ));
             let policy = Qwen2_5Vl::<B>::load(&dir, device)?;
             let optimizer = AdamW::load(grpo.optimizer.clone(), &dir.join(OPTIMIZER_STATE))?;
             (policy, optimizer, step)
@@ -161,7 +162,8 @@ pub fn train<B: Backend>(
                 let failed = scored[g * grpo.group_size..(g + 1) * grpo.group_size]
                     .iter()
                     .any(|s| s.failed);
-                !failed && !(grpo.skip_zero_variance_groups && zero_variance[g])
+                let skipped = grpo.skip_zero_variance_groups && zero_variance[g];
+                !failed && !skipped
             })
             .collect();
         let lr = learning_rate(
@@ -195,7 +197,13 @@ pub fn train<B: Backend>(
         metrics.update_seconds = update_seconds;
         let eval_every = setup.config.eval.every as u64;
         if eval_every > 0 && step % eval_every == 0 && !setup.heldout.is_empty() {
-            let summary = run_eval(setup, &policy.valid(), judge, &format!("step-{step:06}"), progress)?;
+            let summary = run_eval(
+                setup,
+                &policy.valid(),
+                judge,
+                &format!("step-{step:06}"),
+                progress,
+            )?;
             metrics.eval = Some(summary.overall);
         }
         metrics.seconds = started.elapsed().as_secs_f64();
@@ -210,20 +218,13 @@ pub fn train<B: Backend>(
     Ok(setup.run.checkpoint(grpo.steps as u64))
 }
 
-/// The newest checkpoint to resume from; starting fresh in a run directory that already has
-/// steps is refused rather than mixing two runs' logs.
+/// The newest checkpoint, when resuming.
 fn resume_point(run: &RunDir, resume: bool) -> anyhow::Result<Option<(u64, PathBuf)>> {
-    let latest = run.list_checkpoints()?.pop();
-    if resume {
-        return Ok(latest);
-    }
-    let logged = crate::rundir::read_jsonl::<serde_json::Value>(&run.metrics())?;
-    anyhow::ensure!(
-        latest.is_none() && logged.is_empty(),
-        "{} already holds a run; pass --resume to continue it or choose another --out",
-        run.root.display()
-    );
-    Ok(None)
+    Ok(if resume {
+        run.list_checkpoints()?.pop()
+    } else {
+        None
+    })
 }
 
 /// Drops log rows of steps after the checkpoint being resumed (they will be redone).
@@ -248,6 +249,7 @@ fn generation(setup: &Setup<'_>, seed: u64) -> GenerationConfig {
         },
         eos_token_ids: setup.tokenizer.eos_token_ids().to_vec(),
         stop_strings: vec![ANSWER_END.to_owned()],
+        suppress_tokens: setup.tokenizer.vision_tokens().ids(),
     }
 }
 
@@ -296,8 +298,16 @@ fn optimize<B: Backend>(
         let mut all = Vec::with_capacity(chosen.len());
         for batch in chosen.chunks(micro) {
             let sequences: Vec<Prompt> = batch.iter().map(|&i| sequence(i)).collect();
-            let targets: Vec<usize> = batch.iter().map(|&i| rollouts[i].train_tokens.len()).collect();
-            all.extend(target_logprobs(model, &sequences, &targets, grpo.logprob_chunk)?);
+            let targets: Vec<usize> = batch
+                .iter()
+                .map(|&i| rollouts[i].train_tokens.len())
+                .collect();
+            all.extend(target_logprobs(
+                model,
+                &sequences,
+                &targets,
+                grpo.logprob_chunk,
+            )?);
         }
         Ok(all)
     };

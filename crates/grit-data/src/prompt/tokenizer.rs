@@ -24,6 +24,13 @@ pub struct VisionTokens {
     pub end: u32,
 }
 
+impl VisionTokens {
+    /// The three ids, which a generated completion must never contain.
+    pub fn ids(&self) -> Vec<u32> {
+        vec![self.start, self.image_pad, self.end]
+    }
+}
+
 /// A tokenized prompt, as `Qwen2_5_VLProcessor` returns it for one sample.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedPrompt {

@@ -11,8 +11,8 @@ use std::path::Path;
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
 use burn::nn::Linear;
-use burn::tensor::backend::Backend;
 use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 pub use config::{Qwen2_5VlConfig, TextConfig, VisionConfig};
@@ -21,7 +21,7 @@ pub use positions::{Positions, rope_index};
 use crate::error::{Error, Result};
 use crate::generate::Decoder;
 use crate::kv_cache::KvCache;
-use crate::nn::{AttentionMask, RestoreLinearLayout, linear};
+use crate::nn::{AttentionMask, RestoreParams, linear};
 use crate::weights::{Checkpoint, StoreDtype, save};
 use text::TextModel;
 use vision::VisionTransformer;
@@ -333,11 +333,11 @@ impl<B: Backend> Qwen2_5Vl<B> {
         } else {
             AttentionMask::Causal
         };
-        let hidden =
-            self.module
-                .model
-                .language_model
-                .forward(embeds, &rope, mask, cache.as_mut());
+        let hidden = self
+            .module
+            .model
+            .language_model
+            .forward(embeds, &rope, mask, cache.as_mut());
         Ok((hidden, padded, cache))
     }
 
@@ -369,7 +369,10 @@ impl<B: Backend> Qwen2_5Vl<B> {
         let width = targets.iter().copied().max().unwrap_or(0);
         if targets.len() != sequences.len()
             || width == 0
-            || sequences.iter().zip(targets).any(|(s, &t)| t >= s.ids.len())
+            || sequences
+                .iter()
+                .zip(targets)
+                .any(|(s, &t)| t >= s.ids.len())
         {
             return Err(Error::Input(format!(
                 "each sequence needs between 1 and len - 1 target tokens, got {targets:?}"
@@ -383,7 +386,8 @@ impl<B: Backend> Qwen2_5Vl<B> {
             .flat_map(|b| padded.ids[b * len + len - width..(b + 1) * len].iter())
             .map(|&t| t as i64)
             .collect();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, width]), &self.device);
+        let ids =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, width]), &self.device);
         let chunk = chunk.max(1);
         let columns: Vec<Tensor<B, 2>> = (0..width)
             .step_by(chunk)
@@ -404,7 +408,7 @@ impl<B: Backend> Qwen2_5Vl<Autodiff<B>> {
     pub fn valid(&self) -> Qwen2_5Vl<B> {
         Qwen2_5Vl {
             config: self.config.clone(),
-            module: RestoreLinearLayout::apply(self.module.valid()),
+            module: RestoreParams::apply(self.module.valid(), false),
             device: self.device.clone(),
         }
     }
@@ -415,9 +419,10 @@ impl<B: Backend> Qwen2_5Vl<B> {
     pub fn trainable(self) -> Qwen2_5Vl<Autodiff<B>> {
         Qwen2_5Vl {
             config: self.config,
-            module: RestoreLinearLayout::apply(Qwen2_5VlForConditionalGeneration::from_inner(
-                self.module,
-            )),
+            module: RestoreParams::apply(
+                Qwen2_5VlForConditionalGeneration::from_inner(self.module),
+                true,
+            ),
             device: self.device,
         }
     }

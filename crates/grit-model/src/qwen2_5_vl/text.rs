@@ -1,6 +1,6 @@
 //! The Qwen2 text decoder with multimodal rotary positions (M-RoPE).
 
-use burn::module::Module;
+use burn::module::{Initializer, Module};
 use burn::nn::{Embedding, EmbeddingConfig, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
@@ -94,7 +94,14 @@ impl TextConfig {
             })
             .collect();
         TextModel {
-            embed_tokens: EmbeddingConfig::new(self.vocab_size, hidden).init(device),
+            // transformers initializes embeddings with N(0, initializer_range = 0.02); burn's
+            // N(0, 1) would make a tied head's first logits hundreds wide.
+            embed_tokens: EmbeddingConfig::new(self.vocab_size, hidden)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.02,
+                })
+                .init(device),
             layers,
             norm: norm.init(device),
         }

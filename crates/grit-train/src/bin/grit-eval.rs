@@ -1,0 +1,307 @@
+//! `grit-eval`: answer accuracy and grounding IoU of a checkpoint on GRIT test sets (spec §7),
+//! greedy, each item once, resumable; or `--compare A B` of two evaluations.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::tensor::backend::Backend;
+use clap::{Parser, ValueEnum};
+use grit_data::metrics::{Aggregate, MetricsSummary};
+use grit_data::preprocess::PreprocessConfig;
+use grit_data::prompt::{ChatTokenizer, PromptStyle};
+use grit_data::rewards::{Mode, RewardConfig};
+use grit_judge::{JudgeConfig, OpenAiJudgeConfig};
+use grit_model::backend::{BackendKind, OnBackend, dispatch};
+use grit_model::qwen2_5_vl::Qwen2_5Vl;
+use grit_train::data::{prepare, sources};
+use grit_train::evaluate::{EvalSettings, evaluate, markdown_table};
+use grit_train::rundir::RunDir;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "grit-eval",
+    about = "Evaluate a checkpoint on GRIT JSONL test sets: accuracy, grounding IoU, format"
+)]
+struct Args {
+    /// An HF checkpoint directory, a run directory (its newest checkpoint), or a checkpoint
+    /// inside one.
+    #[arg(long, required_unless_present = "compare")]
+    model: Option<PathBuf>,
+    /// Test files (GRIT JSONL), comma-separated.
+    #[arg(long, value_delimiter = ',', required_unless_present = "compare")]
+    data: Vec<PathBuf>,
+    /// Image folders: one per data file, or one for all.
+    #[arg(long, value_delimiter = ',')]
+    images: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Style::Grit)]
+    prompt: Style,
+    #[arg(long, value_enum, default_value_t = JudgeKind::Rule)]
+    judge: JudgeKind,
+    /// For `--judge openai`: `[judge]` settings as TOML (base_url, model, api_key_env, cache…).
+    #[arg(long)]
+    judge_config: Option<PathBuf>,
+    /// compat: the official judge question text and score parsing; fixed: the repaired ones.
+    #[arg(long, value_enum, default_value_t = ModeArg::Fixed)]
+    mode: ModeArg,
+    /// Evaluate only the first N items of the files.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    #[arg(long, default_value_t = 1000)]
+    max_new_tokens: usize,
+    #[arg(long, default_value = "cpu")]
+    backend: BackendKind,
+    /// The evaluation's name (default: the data files' stems and the prompt style).
+    #[arg(long)]
+    name: Option<String>,
+    /// Where to write (default: RUN/eval/NAME for a run, else MODEL/eval/NAME).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    skip_bad_lines: bool,
+    /// Print two evaluations (their directories or summary.json files) side by side.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    compare: Option<Vec<PathBuf>>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Style {
+    Grit,
+    Direct,
+    Sft,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum JudgeKind {
+    Rule,
+    Openai,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Compat,
+    Fixed,
+}
+
+fn main() {
+    if let Err(err) = run(Args::parse()) {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(pair) = &args.compare {
+        let a = read_summary(&pair[0])?;
+        let b = read_summary(&pair[1])?;
+        print!("{}", comparison(&a, &b, &pair[0], &pair[1]));
+        return Ok(());
+    }
+    let given = args.model.clone().expect("clap requires --model");
+    let (model, run) = resolve_model(&given)?;
+    let style = match args.prompt {
+        Style::Grit => PromptStyle::Grit,
+        Style::Direct => PromptStyle::Direct,
+        Style::Sft => PromptStyle::Sft,
+    };
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(&args.data, style));
+    let out = match (&args.out, &run) {
+        (Some(out), _) => out.clone(),
+        (None, Some(run)) => run.eval(&name),
+        (None, None) => model.join("eval").join(&name),
+    };
+    let tokenizer = ChatTokenizer::from_dir(&model)?;
+    let preprocess = PreprocessConfig::from_checkpoint_dir(&model)?;
+    let mut examples = prepare(
+        &sources(&args.data, &args.images)?,
+        args.skip_bad_lines,
+        &tokenizer,
+        &preprocess,
+        style,
+    )?;
+    if let Some(limit) = args.limit {
+        examples.truncate(limit);
+    }
+    let mode = match args.mode {
+        ModeArg::Compat => Mode::Compat,
+        ModeArg::Fixed => Mode::Fixed,
+    };
+    let judge = match (args.judge, &args.judge_config) {
+        (JudgeKind::Rule, _) => JudgeConfig::Rule,
+        (JudgeKind::Openai, None) => JudgeConfig::Openai(OpenAiJudgeConfig::default()),
+        (JudgeKind::Openai, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+    };
+    let mut rewards = RewardConfig::new(mode);
+    rewards.prompt_style = style;
+    // Evaluation reports the judge's raw score (spec §7).
+    rewards.binarize_judge = false;
+    let started = Instant::now();
+    let summary = dispatch(
+        args.backend,
+        Eval {
+            model: &model,
+            tokenizer: &tokenizer,
+            examples: &examples,
+            judge,
+            rewards: &rewards,
+            settings: EvalSettings {
+                max_new_tokens: args.max_new_tokens,
+                batch: args.batch,
+                grounding: Default::default(),
+            },
+            out: &out,
+        },
+    )??;
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{}", markdown_table(&summary));
+    println!(
+        "{} items in {seconds:.1} s ({:.2} items/s); written to {}",
+        examples.len(),
+        examples.len() as f64 / seconds,
+        out.display()
+    );
+    Ok(())
+}
+
+struct Eval<'a> {
+    model: &'a Path,
+    tokenizer: &'a ChatTokenizer,
+    examples: &'a [grit_train::data::Example],
+    judge: JudgeConfig,
+    rewards: &'a RewardConfig,
+    settings: EvalSettings,
+    out: &'a Path,
+}
+
+impl OnBackend for Eval<'_> {
+    type Output = anyhow::Result<MetricsSummary>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let model = Qwen2_5Vl::<B>::load(self.model, &device)?;
+        let mut judge = self.judge.build(self.rewards.mode)?;
+        let bar = indicatif::ProgressBar::new(self.examples.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "eval {bar:30} {pos}/{len} [{elapsed_precise} < {eta}]",
+            )
+            .expect("valid template"),
+        );
+        let summary = evaluate(
+            &model,
+            self.tokenizer,
+            self.examples,
+            judge.as_mut(),
+            self.rewards,
+            &self.settings,
+            self.out,
+            &mut |done| bar.set_position(done as u64),
+        )?;
+        bar.finish_and_clear();
+        Ok(summary)
+    }
+}
+
+/// A model directory (with `config.json`), a run directory (its newest checkpoint) or a
+/// checkpoint of a run; returns the model and, for a run, the run.
+fn resolve_model(path: &Path) -> anyhow::Result<(PathBuf, Option<RunDir>)> {
+    let run_of = |dir: &Path| {
+        dir.parent()
+            .filter(|p| p.file_name().is_some_and(|n| n == "checkpoints"))
+            .and_then(Path::parent)
+            .map(RunDir::new)
+    };
+    if path.join("config.json").is_file() {
+        return Ok((path.to_owned(), run_of(path)));
+    }
+    let run = RunDir::new(path);
+    match run.list_checkpoints()?.pop() {
+        Some((_, checkpoint)) => Ok((checkpoint, Some(run))),
+        None => anyhow::bail!(
+            "{}: neither a model directory (no config.json) nor a run with checkpoints",
+            path.display()
+        ),
+    }
+}
+
+fn default_name(data: &[PathBuf], style: PromptStyle) -> String {
+    let stems: Vec<String> = data
+        .iter()
+        .filter_map(|p| p.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    format!(
+        "{}-{}",
+        stems.join("+"),
+        format!("{style:?}").to_lowercase()
+    )
+}
+
+fn read_summary(path: &Path) -> anyhow::Result<MetricsSummary> {
+    let file = if path.is_dir() {
+        path.join("summary.json")
+    } else {
+        path.to_owned()
+    };
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
+/// Reads one metric of an aggregate.
+type Getter = fn(&Aggregate) -> Option<f64>;
+
+/// Accuracy and IoU of A and B per dataset (and overall) with B − A in points.
+fn comparison(a: &MetricsSummary, b: &MetricsSummary, name_a: &Path, name_b: &Path) -> String {
+    let mut out = format!(
+        "A = {}\nB = {}\n\n| dataset | metric | A | B | B − A |\n|---|---|---:|---:|---:|\n",
+        name_a.display(),
+        name_b.display()
+    );
+    let mut names: Vec<&String> = a.per_dataset.keys().chain(b.per_dataset.keys()).collect();
+    names.sort();
+    names.dedup();
+    let empty = Aggregate::default();
+    let rows = names
+        .into_iter()
+        .map(|n| {
+            (
+                n.as_str(),
+                a.per_dataset.get(n).unwrap_or(&empty),
+                b.per_dataset.get(n).unwrap_or(&empty),
+            )
+        })
+        .chain(std::iter::once(("overall", &a.overall, &b.overall)));
+    let pct = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{:.1}", 100.0 * v));
+    for (name, x, y) in rows {
+        let metrics: [(&str, Getter); 4] = [
+            ("accuracy %", |g| g.answer_accuracy),
+            ("IoU %", |g| g.best_iou),
+            ("Hungarian IoU %", |g| g.hungarian_iou),
+            ("format %", |g| g.format_compliance),
+        ];
+        for (metric, get) in metrics {
+            let delta = match (get(x), get(y)) {
+                (Some(p), Some(q)) => format!("{:+.1}", 100.0 * (q - p)),
+                _ => "–".to_owned(),
+            };
+            out.push_str(&format!(
+                "| {name} | {metric} | {} | {} | {delta} |\n",
+                pct(get(x)),
+                pct(get(y))
+            ));
+        }
+    }
+    out
+}
