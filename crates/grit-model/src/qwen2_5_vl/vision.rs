@@ -56,7 +56,7 @@ impl<B: Backend> VisionAttention<B> {
         &self,
         x: Tensor<B, 2>,
         rope: &Rotary<B>,
-        mask: AttentionMask<B>,
+        segments: &Segments<B>,
     ) -> Tensor<B, 2> {
         let [seq, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
@@ -67,10 +67,24 @@ impl<B: Backend> VisionAttention<B> {
                 .narrow(1, i * hidden, hidden)
                 .reshape([1, seq, self.num_heads, head_dim])
         };
-        let q = rope.apply(part(0)).swap_dims(1, 2);
-        let k = rope.apply(part(1)).swap_dims(1, 2);
-        let v = part(2).swap_dims(1, 2);
-        let out = grouped_attention(q, k, v, mask);
+        let (q, k, v) = (rope.apply(part(0)), rope.apply(part(1)), part(2));
+        let out = match segments {
+            // Equal segments lie one after another: attend in a batch of segments, not over a
+            // block-diagonal mask of the whole sequence.
+            Segments::Equal(len) => {
+                let batch = |t: Tensor<B, 4>| {
+                    t.reshape([seq / len, *len, self.num_heads, head_dim])
+                        .swap_dims(1, 2)
+                };
+                grouped_attention(batch(q), batch(k), batch(v), AttentionMask::None)
+            }
+            Segments::Masked(mask) => grouped_attention(
+                q.swap_dims(1, 2),
+                k.swap_dims(1, 2),
+                v.swap_dims(1, 2),
+                mask.clone(),
+            ),
+        };
         let out = out.swap_dims(1, 2).reshape([seq, hidden]);
         self.proj.forward(out)
     }
@@ -93,12 +107,14 @@ impl<B: Backend> VisionBlock<B> {
         rope: &Rotary<B>,
         masks: &AttentionMasks<B>,
     ) -> Tensor<B, 2> {
-        let mask = if self.full_attention {
-            masks.full.clone()
+        let segments = if self.full_attention {
+            &masks.full
         } else {
-            masks.window.clone()
+            &masks.window
         };
-        let attn = self.attn.forward(self.norm1.forward(x.clone()), rope, mask);
+        let attn = self
+            .attn
+            .forward(self.norm1.forward(x.clone()), rope, segments);
         let x = x + attn;
         let mlp = self.mlp.forward(self.norm2.forward(x.clone()));
         x + mlp
@@ -356,27 +372,79 @@ fn vision_rotary<B: Backend>(
 }
 
 struct AttentionMasks<B: Backend> {
-    window: AttentionMask<B>,
-    full: AttentionMask<B>,
+    window: Segments<B>,
+    full: Segments<B>,
 }
 
-/// Block-diagonal mask that keeps attention inside each segment.
-fn segment_mask<B: Backend>(segments: &[usize], device: &B::Device) -> AttentionMask<B> {
-    if segments.first() == segments.last() {
-        return AttentionMask::None;
-    }
+/// Which patches attend to each other: consecutive segments of one length, or any segments
+/// through a mask.
+pub enum Segments<B: Backend> {
+    Equal(usize),
+    Masked(AttentionMask<B>),
+}
+
+/// Keeps attention inside each segment of consecutive equal ids.
+fn segment_mask<B: Backend>(segments: &[usize], device: &B::Device) -> Segments<B> {
     let n = segments.len();
+    let count = segments.last().map_or(0, |&last| last + 1);
+    if count > 0 && n % count == 0 {
+        let len = n / count;
+        if segments.iter().enumerate().all(|(i, &s)| s == i / len) {
+            return Segments::Equal(len);
+        }
+    }
     let blocked: Vec<bool> = segments
         .iter()
         .flat_map(|a| segments.iter().map(move |b| a != b))
         .collect();
-    AttentionMask::Explicit(Tensor::from_data(
+    Segments::Masked(AttentionMask::Explicit(Tensor::from_data(
         TensorData::new(blocked, [1, 1, n, n]),
         device,
-    ))
+    )))
 }
 
 fn index_tensor<B: Backend>(indices: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     let values: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
     Tensor::from_data(TensorData::new(values, [indices.len()]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Cpu;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn equal_segments_attend_in_a_batch_exactly_like_the_mask() {
+        let device = Default::default();
+        let ids = [0, 0, 0, 1, 1, 1, 2, 2, 2];
+        let Segments::<Cpu>::Equal(3) = segment_mask(&ids, &device) else {
+            panic!("three equal segments");
+        };
+        let Segments::<Cpu>::Masked(mask) = segment_mask(&[0, 0, 1], &device) else {
+            panic!("unequal segments need a mask");
+        };
+        assert!(matches!(mask, AttentionMask::Explicit(_)));
+
+        let attn = VisionAttention::<Cpu> {
+            qkv: crate::nn::linear(8, 24, true, &device),
+            proj: crate::nn::linear(8, 8, true, &device),
+            num_heads: 2,
+        };
+        let angles: Vec<f32> = (0..9 * 2).map(|i| i as f32 * 0.1).collect();
+        let rope = Rotary::new(&angles, 1, 9, 2, &device);
+        let x = Tensor::<Cpu, 2>::random([9, 8], Distribution::Normal(0.0, 1.0), &device);
+        let blocked: Vec<bool> = ids
+            .iter()
+            .flat_map(|a| ids.iter().map(move |b| a != b))
+            .collect();
+        let masked = Segments::Masked(AttentionMask::Explicit(Tensor::from_data(
+            TensorData::new(blocked, [1, 1, 9, 9]),
+            &device,
+        )));
+        let batched = attn.forward(x.clone(), &rope, &Segments::Equal(3));
+        let reference = attn.forward(x, &rope, &masked);
+        let diff = (batched - reference).abs().max().into_scalar();
+        assert!(diff < 1e-5, "max |Δ| = {diff}");
+    }
 }
