@@ -3,11 +3,13 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module, ModuleMapper, Param};
 use burn::nn::{Linear, LinearConfig, LinearLayout};
-use burn::tensor::activation::silu;
+use burn::tensor::activation::{log_softmax, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+use crate::error::{Error, Result};
 
 /// Root-mean-square norm as HF writes it: `weight * x / sqrt(mean(x²) + eps)`.
 #[derive(Config, Debug)]
@@ -44,6 +46,39 @@ impl<B: Backend> RmsNorm<B> {
             .sqrt()
             .recip();
         x * inv_rms * self.weight.val().unsqueeze()
+    }
+}
+
+/// Layer norm as PyTorch's `nn.LayerNorm` stores it (`weight`, `bias`):
+/// `(x - mean) / sqrt(var + eps) · weight + bias`, with the biased variance.
+#[derive(Module, Debug)]
+pub struct LayerNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub bias: Param<Tensor<B, 1>>,
+    pub eps: f64,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    pub fn new(d_model: usize, eps: f64, device: &B::Device) -> Self {
+        Self {
+            weight: Initializer::Ones.init([d_model], device),
+            bias: Initializer::Zeros.init([d_model], device),
+            eps,
+        }
+    }
+
+    /// # Shapes
+    /// - x: `[..., d_model]` → `[..., d_model]`
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let centered = x.clone() - x.mean_dim(D - 1);
+        let inv_std = centered
+            .clone()
+            .square()
+            .mean_dim(D - 1)
+            .add_scalar(self.eps)
+            .sqrt()
+            .recip();
+        centered * inv_std * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
     }
 }
 
@@ -266,4 +301,139 @@ fn repeat_kv<B: Backend>(x: Tensor<B, 4>, group: usize) -> Tensor<B, 4> {
     x.unsqueeze_dim::<5>(2)
         .expand([batch, kv_heads, group, seq, head_dim])
         .reshape([batch, kv_heads * group, seq, head_dim])
+}
+
+/// Causal mask over a left-padded batch that also hides the padding; a padding query still
+/// sees itself so that no softmax row is empty.
+///
+/// # Shapes
+/// - valid: `[batch · len]`, `true` for real tokens
+/// - output: `[batch, 1, len, len]`
+pub fn padding_mask<B: Backend>(
+    valid: &[bool],
+    batch: usize,
+    len: usize,
+    device: &B::Device,
+) -> Tensor<B, 4, Bool> {
+    let mut masked = Vec::with_capacity(batch * len * len);
+    for valid in valid.chunks(len) {
+        for i in 0..len {
+            masked.extend((0..len).map(|j| j > i || (!valid[j] && i != j)));
+        }
+    }
+    Tensor::from_data(TensorData::new(masked, [batch, 1, len, len]), device)
+}
+
+/// The mask of one decoding step (one new query per row) over `total` keys: the cached prompt
+/// (whose left padding `prompt_valid` marks, `None` when no row is padded), then everything
+/// decoded since.
+pub fn step_mask<B: Backend>(
+    prompt_valid: Option<&[Vec<bool>]>,
+    total: usize,
+    device: &B::Device,
+) -> AttentionMask<B> {
+    match prompt_valid {
+        None => AttentionMask::None,
+        Some(valid) => {
+            let masked: Vec<bool> = valid
+                .iter()
+                .flat_map(|row| (0..total).map(move |j| j < row.len() && !row[j]))
+                .collect();
+            AttentionMask::Explicit(Tensor::from_data(
+                TensorData::new(masked, [valid.len(), 1, 1, total]),
+                device,
+            ))
+        }
+    }
+}
+
+/// The embeddings with `features` written, row after row, over the positions `slots` marks:
+/// how image features replace their placeholder tokens.
+///
+/// # Shapes
+/// - embeds: `[batch, len, hidden]`, slots: `[batch · len]`
+/// - features: `[n, hidden]` with `n` the number of `true` slots
+pub fn scatter_rows<B: Backend>(
+    embeds: Tensor<B, 3>,
+    features: Tensor<B, 2>,
+    slots: &[bool],
+) -> Result<Tensor<B, 3>> {
+    let [batch, len, hidden] = embeds.dims();
+    let flat = batch * len;
+    let wanted = slots.iter().filter(|&&s| s).count();
+    if wanted != features.dims()[0] {
+        return Err(Error::Input(format!(
+            "{wanted} image tokens in the prompts, but the images give {} features",
+            features.dims()[0]
+        )));
+    }
+    // Select from [text rows; feature rows]: each slot takes the next feature.
+    let mut next_feature = flat;
+    let index: Vec<i64> = (0..flat)
+        .map(|p| {
+            if slots[p] {
+                next_feature += 1;
+                (next_feature - 1) as i64
+            } else {
+                p as i64
+            }
+        })
+        .collect();
+    let device = embeds.device();
+    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [flat]), &device);
+    Ok(
+        Tensor::cat(vec![embeds.reshape([flat, hidden]), features], 0)
+            .select(0, index)
+            .reshape([batch, len, hidden]),
+    )
+}
+
+/// Checks the target counts of [`target_logprobs`]: between 1 and `len - 1` per sequence.
+pub fn check_targets(lens: &[usize], targets: &[usize]) -> Result<usize> {
+    let width = targets.iter().copied().max().unwrap_or(0);
+    if targets.len() != lens.len() || width == 0 || lens.iter().zip(targets).any(|(&l, &t)| t >= l)
+    {
+        return Err(Error::Input(format!(
+            "each sequence needs between 1 and len - 1 target tokens, got {targets:?}"
+        )));
+    }
+    Ok(width)
+}
+
+/// Log-probability (temperature 1) of the last `width` tokens of each left-padded sequence from
+/// the final hidden states. The LM head runs on `chunk` positions at a time, so
+/// `[batch, seq, vocab]` logits never exist at once.
+///
+/// # Shapes
+/// - hidden: `[batch, len, hidden]`, ids: `[batch · len]`
+/// - output: `[batch, width]`
+pub fn target_logprobs<B: Backend>(
+    hidden: Tensor<B, 3>,
+    ids: &[u32],
+    width: usize,
+    chunk: usize,
+    lm_head: impl Fn(Tensor<B, 3>) -> Tensor<B, 3>,
+) -> Tensor<B, 2> {
+    let [batch, len, _] = hidden.dims();
+    let device = hidden.device();
+    // The logits at position p predict the token at p + 1.
+    let hidden = hidden.narrow(1, len - width - 1, width);
+    let ids: Vec<i64> = ids
+        .chunks(len)
+        .flat_map(|row| row[len - width..].iter())
+        .map(|&t| t as i64)
+        .collect();
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, width]), &device);
+    let chunk = chunk.max(1);
+    let columns: Vec<Tensor<B, 2>> = (0..width)
+        .step_by(chunk)
+        .map(|start| {
+            let n = chunk.min(width - start);
+            let logits = lm_head(hidden.clone().narrow(1, start, n));
+            log_softmax(logits, 2)
+                .gather(2, ids.clone().narrow(1, start, n).unsqueeze_dim(2))
+                .squeeze_dim::<2>(2)
+        })
+        .collect();
+    Tensor::cat(columns, 1)
 }

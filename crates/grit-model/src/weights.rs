@@ -92,6 +92,44 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Replaces the stored tensor `key` by `names.len()` equal slices along its first axis, one
+    /// per name, so that a fused tensor (e.g. `attn.qkv.weight`) loads into separate parameters.
+    /// Rows are contiguous, so each slice is a byte range of the same mapping: nothing is copied.
+    pub fn split_rows(&mut self, key: &str, names: &[String]) -> Result<()> {
+        let entry = self
+            .entries
+            .remove(key)
+            .ok_or_else(|| Error::Mismatch(format!("tensor `{key}` is not in the checkpoint")))?;
+        let rows = entry.shape.first().copied().unwrap_or(0);
+        if names.is_empty() || !rows.is_multiple_of(names.len()) {
+            return Err(Error::Tensor {
+                key: key.into(),
+                path: self.shards[entry.shard].path.clone(),
+                message: format!(
+                    "shape {:?} does not split into {} equal parts along its first axis",
+                    entry.shape,
+                    names.len()
+                ),
+            });
+        }
+        let part = entry.range.len() / names.len();
+        let mut shape = entry.shape.clone();
+        shape[0] = rows / names.len();
+        for (i, name) in names.iter().enumerate() {
+            let start = entry.range.start + i * part;
+            self.entries.insert(
+                name.clone(),
+                Entry {
+                    shard: entry.shard,
+                    dtype: entry.dtype,
+                    shape: shape.clone(),
+                    range: start..start + part,
+                },
+            );
+        }
+        Ok(())
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
     }

@@ -10,8 +10,11 @@
 //!
 //! The boxes a Qwen2.5-VL model writes are absolute pixels of the *processed* image
 //! ([`ProcessedImage::processed_size`]); [`ProcessedImage::original_size`] maps them back.
+//!
+//! InternVL3's tiling lives in [`internvl`].
 
 mod decode;
+pub mod internvl;
 mod patches;
 mod resample;
 mod smart_resize;

@@ -7,10 +7,10 @@ use super::PreprocessConfig;
 /// Normalized value of every `u8` level per channel, computed exactly as transformers' PIL backend:
 /// `f32(f64(v) * (1/255))` (`rescale` upcasts to `f64`, then stores `f32`), then
 /// `(x - mean) / std` in `f32`. A lookup table makes the per-pixel work a load.
-fn normalization_tables(config: &PreprocessConfig) -> [[f32; 256]; 3] {
+pub(super) fn normalization_tables(image_mean: [f32; 3], image_std: [f32; 3]) -> [[f32; 256]; 3] {
     let rescale = 1.0f64 / 255.0;
     std::array::from_fn(|c| {
-        let (mean, std) = (config.image_mean[c], config.image_std[c]);
+        let (mean, std) = (image_mean[c], image_std[c]);
         std::array::from_fn(|v| ((v as f64 * rescale) as f32 - mean) / std)
     })
 }
@@ -28,7 +28,7 @@ fn normalization_tables(config: &PreprocessConfig) -> [[f32; 256]; 3] {
 /// `image`: `[h, w, 3]` `u8` → returns `[gh·gw, 3·T·p·p]` `f32` row-major, with `gh = h/p`,
 /// `gw = w/p`.
 pub(super) fn patchify(image: &RgbImage, config: &PreprocessConfig) -> Vec<f32> {
-    let tables = normalization_tables(config);
+    let tables = normalization_tables(config.image_mean, config.image_std);
     let (p, m, t) = (
         config.patch_size,
         config.merge_size,

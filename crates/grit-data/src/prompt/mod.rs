@@ -15,6 +15,7 @@
 
 mod checkpoint;
 mod error;
+pub mod internvl;
 mod stream;
 mod template;
 mod tokenizer;

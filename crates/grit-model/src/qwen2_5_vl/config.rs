@@ -244,7 +244,7 @@ impl Qwen2_5VlConfig {
     }
 }
 
-fn opt_usize(v: &Value, name: &str) -> std::result::Result<Option<usize>, String> {
+pub(crate) fn opt_usize(v: &Value, name: &str) -> std::result::Result<Option<usize>, String> {
     match v.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(x) => x
@@ -254,11 +254,11 @@ fn opt_usize(v: &Value, name: &str) -> std::result::Result<Option<usize>, String
     }
 }
 
-fn usize_field(v: &Value, name: &str) -> std::result::Result<usize, String> {
+pub(crate) fn usize_field(v: &Value, name: &str) -> std::result::Result<usize, String> {
     opt_usize(v, name)?.ok_or_else(|| format!("missing `{name}`"))
 }
 
-fn check_act(v: &Value, name: &str, expected: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_act(v: &Value, name: &str, expected: &str) -> std::result::Result<(), String> {
     match v.get(name).and_then(Value::as_str) {
         None => Ok(()),
         Some(act) if act == expected => Ok(()),

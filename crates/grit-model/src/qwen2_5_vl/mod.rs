@@ -11,9 +11,8 @@ use std::path::Path;
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
 use burn::nn::Linear;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 pub use config::{Qwen2_5VlConfig, TextConfig, VisionConfig};
 pub use positions::{Positions, rope_index};
@@ -21,7 +20,10 @@ pub use positions::{Positions, rope_index};
 use crate::error::{Error, Result};
 use crate::generate::Decoder;
 use crate::kv_cache::KvCache;
-use crate::nn::{AttentionMask, RestoreParams, linear};
+use crate::nn::{
+    AttentionMask, RestoreParams, check_targets, linear, padding_mask, scatter_rows, step_mask,
+    target_logprobs,
+};
 use crate::weights::{Checkpoint, StoreDtype, save};
 use text::TextModel;
 use vision::VisionTransformer;
@@ -266,33 +268,13 @@ impl<B: Backend> Qwen2_5Vl<B> {
             return Ok(embeds);
         }
         let features = self.image_features(&images)?;
-        let [batch, len, hidden] = embeds.dims();
-        let flat = batch * len;
-        // Select from [text rows; image rows]: each image-pad position takes the next feature.
-        let mut next_feature = flat;
-        let index: Vec<i64> = (0..flat)
-            .map(|p| {
-                if padded.valid[p] && padded.ids[p] == self.config.image_token_id {
-                    next_feature += 1;
-                    (next_feature - 1) as i64
-                } else {
-                    p as i64
-                }
-            })
+        let slots: Vec<bool> = padded
+            .valid
+            .iter()
+            .zip(&padded.ids)
+            .map(|(&valid, &id)| valid && id == self.config.image_token_id)
             .collect();
-        let used = next_feature - flat;
-        if used != features.dims()[0] {
-            return Err(Error::Input(format!(
-                "{used} image tokens in the prompts, but the images give {} features",
-                features.dims()[0]
-            )));
-        }
-        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [flat]), &self.device);
-        Ok(
-            Tensor::cat(vec![embeds.reshape([flat, hidden]), features], 0)
-                .select(0, index)
-                .reshape([batch, len, hidden]),
-        )
+        scatter_rows(embeds, features, &slots)
     }
 
     /// # Shapes
@@ -329,7 +311,12 @@ impl<B: Backend> Qwen2_5Vl<B> {
         });
         let rope = text.rope(&padded.positions, &self.device);
         let mask = if padded.valid.contains(&false) {
-            AttentionMask::Explicit(padding_mask(&padded, &self.device))
+            AttentionMask::Explicit(padding_mask(
+                &padded.valid,
+                padded.batch,
+                padded.len,
+                &self.device,
+            ))
         } else {
             AttentionMask::Causal
         };
@@ -366,40 +353,12 @@ impl<B: Backend> Qwen2_5Vl<B> {
         targets: &[usize],
         chunk: usize,
     ) -> Result<Tensor<B, 2>> {
-        let width = targets.iter().copied().max().unwrap_or(0);
-        if targets.len() != sequences.len()
-            || width == 0
-            || sequences
-                .iter()
-                .zip(targets)
-                .any(|(s, &t)| t >= s.ids.len())
-        {
-            return Err(Error::Input(format!(
-                "each sequence needs between 1 and len - 1 target tokens, got {targets:?}"
-            )));
-        }
+        let lens: Vec<usize> = sequences.iter().map(|s| s.ids.len()).collect();
+        let width = check_targets(&lens, targets)?;
         let (hidden, padded, _) = self.run_prompts(sequences, None)?;
-        let (batch, len) = (padded.batch, padded.len);
-        // The logits at position p predict the token at p + 1.
-        let hidden = hidden.narrow(1, len - width - 1, width);
-        let ids: Vec<i64> = (0..batch)
-            .flat_map(|b| padded.ids[b * len + len - width..(b + 1) * len].iter())
-            .map(|&t| t as i64)
-            .collect();
-        let ids =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, width]), &self.device);
-        let chunk = chunk.max(1);
-        let columns: Vec<Tensor<B, 2>> = (0..width)
-            .step_by(chunk)
-            .map(|start| {
-                let n = chunk.min(width - start);
-                let logits = self.lm_head(hidden.clone().narrow(1, start, n));
-                log_softmax(logits, 2)
-                    .gather(2, ids.clone().narrow(1, start, n).unsqueeze_dim(2))
-                    .squeeze_dim::<2>(2)
-            })
-            .collect();
-        Ok(Tensor::cat(columns, 1))
+        Ok(target_logprobs(hidden, &padded.ids, width, chunk, |h| {
+            self.lm_head(h)
+        }))
     }
 }
 
@@ -426,23 +385,6 @@ impl<B: Backend> Qwen2_5Vl<B> {
             device: self.device,
         }
     }
-}
-
-/// Causal mask that also hides left padding; a padding query still sees itself so that no
-/// softmax row is empty.
-///
-/// # Shapes
-/// - output: `[batch, 1, len, len]`
-fn padding_mask<B: Backend>(padded: &Padded, device: &B::Device) -> Tensor<B, 4, Bool> {
-    let (batch, len) = (padded.batch, padded.len);
-    let mut masked = Vec::with_capacity(batch * len * len);
-    for b in 0..batch {
-        let valid = &padded.valid[b * len..(b + 1) * len];
-        for i in 0..len {
-            masked.extend((0..len).map(|j| j > i || (!valid[j] && i != j)));
-        }
-    }
-    Tensor::from_data(TensorData::new(masked, [batch, 1, len, len]), device)
 }
 
 impl<B: Backend> Decoder<B> for Qwen2_5Vl<B> {
@@ -485,19 +427,7 @@ impl<B: Backend> Decoder<B> for Qwen2_5Vl<B> {
             .text
             .rope(&[column.clone(), column.clone(), column], &self.device);
         let total = state.cache.len() + 1;
-        let mask = match &state.prompt_valid {
-            None => AttentionMask::None,
-            Some(valid) => {
-                let masked: Vec<bool> = valid
-                    .iter()
-                    .flat_map(|row| (0..total).map(move |j| j < row.len() && !row[j]))
-                    .collect();
-                AttentionMask::Explicit(Tensor::from_data(
-                    TensorData::new(masked, [batch, 1, 1, total]),
-                    &self.device,
-                ))
-            }
-        };
+        let mask = step_mask(state.prompt_valid.as_deref(), total, &self.device);
         let hidden = text.forward(embeds, &rope, mask, Some(&mut state.cache));
         state.next_position.iter_mut().for_each(|p| *p += 1);
         self.lm_head(hidden).squeeze_dim::<2>(1)

@@ -387,7 +387,7 @@ pub enum Segments<B: Backend> {
 fn segment_mask<B: Backend>(segments: &[usize], device: &B::Device) -> Segments<B> {
     let n = segments.len();
     let count = segments.last().map_or(0, |&last| last + 1);
-    if count > 0 && n % count == 0 {
+    if count > 0 && n.is_multiple_of(count) {
         let len = n / count;
         if segments.iter().enumerate().all(|(i, &s)| s == i / len) {
             return Segments::Equal(len);

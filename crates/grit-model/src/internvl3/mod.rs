@@ -1,0 +1,674 @@
+//! InternVL3: InternViT over 448-px tiles, the 0.5 pixel shuffle, the `mlp1` projector and the
+//! Qwen2 decoder (shared with Qwen2.5-VL, with 1-D RoPE), loaded from an unmodified checkpoint
+//! in transformers' layout or the original remote-code one.
+
+pub mod config;
+pub mod vision;
+
+use std::path::Path;
+
+use burn::backend::Autodiff;
+use burn::module::{AutodiffModule, Module};
+use burn::nn::Linear;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+
+pub use config::{CheckpointLayout, InternVl3Config, VisionConfig};
+
+use crate::error::{Error, Result};
+use crate::generate::Decoder;
+use crate::kv_cache::KvCache;
+use crate::nn::{
+    AttentionMask, RestoreParams, check_targets, linear, padding_mask, scatter_rows, step_mask,
+    target_logprobs,
+};
+use crate::qwen2_5_vl::text::{Rope, TextModel};
+use crate::weights::{Checkpoint, StoreDtype, save};
+use vision::{MultiModalProjector, VisionModel, pixel_shuffle};
+
+/// One image as the tiler delivers it: its tiles (the grid, then the thumbnail when there is
+/// more than one), normalized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageInput {
+    /// `[tiles, 3, size, size]`, row-major.
+    pub pixel_values: Vec<f32>,
+    pub tiles: usize,
+    /// Tile side in pixels (448 for InternVL3).
+    pub size: usize,
+}
+
+/// Token ids with `<IMG_CONTEXT>` already expanded (one per token of every tile), and the
+/// images those tokens stand for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub ids: Vec<u32>,
+    pub images: Vec<ImageInput>,
+}
+
+/// The module tree, with the field names of transformers' `InternVLForConditionalGeneration`.
+#[derive(Module, Debug)]
+pub struct InternVlForConditionalGeneration<B: Backend> {
+    pub model: InternVlModel<B>,
+    /// `None` when tied to `model.language_model.embed_tokens`.
+    pub lm_head: Option<Linear<B>>,
+}
+
+#[derive(Module, Debug)]
+pub struct InternVlModel<B: Backend> {
+    pub vision_tower: VisionModel<B>,
+    pub multi_modal_projector: MultiModalProjector<B>,
+    pub language_model: TextModel<B>,
+}
+
+/// A ready-to-run InternVL3: weights plus the configuration the forward pass needs.
+#[derive(Debug)]
+pub struct InternVl3<B: Backend> {
+    pub config: InternVl3Config,
+    /// The layout the weights were read from.
+    pub layout: CheckpointLayout,
+    pub module: InternVlForConditionalGeneration<B>,
+    device: B::Device,
+}
+
+/// What the vision side computes for a batch of tiles, step by step.
+pub struct VisionOutputs<B: Backend> {
+    /// `[tiles, 1 + patches, vision_hidden]`, class token first.
+    pub last_hidden_state: Tensor<B, 3>,
+    /// `[tiles, patches / 4, 4·vision_hidden]`
+    pub pixel_shuffled: Tensor<B, 3>,
+    /// `[tiles · patches / 4, text_hidden]`: one row per `<IMG_CONTEXT>`, in order.
+    pub image_embeds: Tensor<B, 2>,
+}
+
+impl InternVl3Config {
+    /// A randomly initialized model.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> InternVl3<B> {
+        let lm_head = (!self.tie_word_embeddings)
+            .then(|| linear(self.text.hidden_size, self.text.vocab_size, false, device));
+        InternVl3 {
+            config: self.clone(),
+            layout: CheckpointLayout::Transformers,
+            module: InternVlForConditionalGeneration {
+                model: InternVlModel {
+                    vision_tower: self.vision.init(device),
+                    multi_modal_projector: self.init_projector(device),
+                    language_model: self.text.init(device),
+                },
+                lm_head,
+            },
+            device: device.clone(),
+        }
+    }
+}
+
+/// The module path of a transformers-layout key: hub checkpoints (what `save_pretrained`
+/// writes) use `vision_tower.*`, `multi_modal_projector.*`, `language_model.model.*` and
+/// `language_model.lm_head.*`; the 5.x in-memory names are `model.*` and `lm_head.*`.
+fn transformers_path(key: &str) -> String {
+    if let Some(rest) = key.strip_prefix("language_model.model.") {
+        format!("model.language_model.{rest}")
+    } else if let Some(rest) = key.strip_prefix("language_model.lm_head.") {
+        format!("lm_head.{rest}")
+    } else if key.starts_with("vision_tower.") || key.starts_with("multi_modal_projector.") {
+        format!("model.{key}")
+    } else {
+        key.to_string()
+    }
+}
+
+/// The name [`split_fused_qkv`] gives one third of a fused `attn.qkv` tensor.
+fn split_key(key: &str, part: &str) -> String {
+    key.replace(".attn.qkv.", &format!(".attn.qkv[{part}]."))
+}
+
+/// The module path of a remote-code key (after [`split_fused_qkv`]).
+fn remote_path(key: &str) -> Option<String> {
+    if let Some(rest) = key.strip_prefix("vision_model.") {
+        let renamed = rest
+            .replace("embeddings.class_embedding", "embeddings.cls_token")
+            .replace(
+                "embeddings.position_embedding",
+                "embeddings.position_embeddings",
+            )
+            .replace(
+                "embeddings.patch_embedding.",
+                "embeddings.patch_embeddings.projection.",
+            )
+            .replace("encoder.layers.", "encoder.layer.")
+            .replace(".attn.qkv[q].", ".attention.q_proj.")
+            .replace(".attn.qkv[k].", ".attention.k_proj.")
+            .replace(".attn.qkv[v].", ".attention.v_proj.")
+            .replace(".attn.proj.", ".attention.projection_layer.")
+            .replace(".attn.q_norm.", ".attention.q_norm.")
+            .replace(".attn.k_norm.", ".attention.k_norm.")
+            .replace(".norm1.", ".layernorm_before.")
+            .replace(".norm2.", ".layernorm_after.");
+        let renamed = match renamed.rsplit_once('.') {
+            Some((layer, "ls1")) => format!("{layer}.lambda_1"),
+            Some((layer, "ls2")) => format!("{layer}.lambda_2"),
+            _ => renamed,
+        };
+        return Some(format!("model.vision_tower.{renamed}"));
+    }
+    if let Some(rest) = key.strip_prefix("mlp1.") {
+        let (index, leaf) = rest.split_once('.')?;
+        let layer = match index {
+            "0" => "layer_norm",
+            "1" => "linear_1",
+            "3" => "linear_2",
+            _ => return None,
+        };
+        return Some(format!("model.multi_modal_projector.{layer}.{leaf}"));
+    }
+    Some(transformers_path(key))
+}
+
+/// The module path a stored key loads into, `None` for tensors knowingly not loaded (rotary
+/// buffers, a tied head). Unknown names pass through unchanged, so the loader reports them.
+fn module_path(key: &str, layout: CheckpointLayout, tied: bool) -> Option<String> {
+    if key.ends_with(".inv_freq") {
+        return None;
+    }
+    let path = match layout {
+        CheckpointLayout::Transformers => transformers_path(key),
+        CheckpointLayout::RemoteCode => remote_path(key).unwrap_or_else(|| key.to_string()),
+    };
+    (!(tied && path == "lm_head.weight")).then_some(path)
+}
+
+/// The key a module path is stored under, as transformers' `save_pretrained` writes it.
+fn checkpoint_key(path: &str) -> String {
+    if let Some(rest) = path.strip_prefix("model.language_model.") {
+        format!("language_model.model.{rest}")
+    } else if let Some(rest) = path.strip_prefix("lm_head.") {
+        format!("language_model.lm_head.{rest}")
+    } else if let Some(rest) = path.strip_prefix("model.") {
+        rest.to_string()
+    } else {
+        path.to_string()
+    }
+}
+
+/// Splits every remote-code `attn.qkv` tensor into its q, k and v rows.
+fn split_fused_qkv(checkpoint: &mut Checkpoint) -> Result<()> {
+    let fused: Vec<String> = checkpoint
+        .keys()
+        .filter(|k| k.starts_with("vision_model.") && k.contains(".attn.qkv."))
+        .map(str::to_string)
+        .collect();
+    for key in fused {
+        let parts = ["q", "k", "v"].map(|p| split_key(&key, p));
+        checkpoint.split_rows(&key, &parts)?;
+    }
+    Ok(())
+}
+
+/// `<IMG_CONTEXT>`'s id from the remote-code checkpoint's `added_tokens.json`, if it has one.
+fn image_token_from_added_tokens(dir: &Path) -> Result<Option<u32>> {
+    let path = dir.join("added_tokens.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let tokens: std::collections::BTreeMap<String, u32> =
+        serde_json::from_str(&text).map_err(|source| Error::Json {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(tokens.get("<IMG_CONTEXT>").copied())
+}
+
+/// A prompt batch left-padded to a common length.
+struct Padded {
+    batch: usize,
+    len: usize,
+    /// `[batch · len]`
+    ids: Vec<u32>,
+    valid: Vec<bool>,
+    /// `[batch][len]`; padding positions are 0.
+    positions: Vec<Vec<i64>>,
+    next_position: Vec<i64>,
+}
+
+/// What decoding carries between steps.
+pub struct DecodeState<B: Backend> {
+    cache: KvCache<B>,
+    next_position: Vec<i64>,
+    /// `[batch][prompt_len]`, `true` for real tokens; `None` when no row is padded.
+    prompt_valid: Option<Vec<Vec<bool>>>,
+}
+
+impl<B: Backend> InternVl3<B> {
+    /// Loads `config.json` and the safetensors weights of a checkpoint directory in either
+    /// layout. A remote-code checkpoint's `<IMG_CONTEXT>` id comes from its `added_tokens.json`.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| Error::Json {
+                path: config_path.clone(),
+                source,
+            })?;
+        let layout = CheckpointLayout::of_config(&json);
+        let mut config = InternVl3Config::from_hf_json(&json).map_err(|message| Error::Config {
+            path: config_path,
+            message,
+        })?;
+        if layout == CheckpointLayout::RemoteCode
+            && let Some(id) = image_token_from_added_tokens(dir)?
+        {
+            config.image_token_id = id;
+        }
+        let mut checkpoint = Checkpoint::open(dir)?;
+        if layout == CheckpointLayout::RemoteCode {
+            split_fused_qkv(&mut checkpoint)?;
+        }
+        let mut model = config.init::<B>(device);
+        model.layout = layout;
+        let tied = config.tie_word_embeddings;
+        model.module = checkpoint
+            .load(model.module, |key| module_path(key, layout, tied), device)
+            .map_err(|e| match e {
+                Error::Mismatch(m) => Error::Mismatch(format!("{}: {m}", dir.display())),
+                other => other,
+            })?;
+        Ok(model)
+    }
+
+    /// Writes `config.json` and `model.safetensors` in transformers' hub layout, which
+    /// [`Self::load`] and transformers both read.
+    pub fn save(&self, dir: &Path, dtype: StoreDtype) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let config = serde_json::to_string_pretty(&self.config.to_hf_json()).expect("JSON value");
+        let config_path = dir.join("config.json");
+        let tmp = dir.join("config.json.partial");
+        std::fs::write(&tmp, config).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &config_path).map_err(|e| Error::io(&config_path, e))?;
+        save(
+            &self.module,
+            &dir.join("model.safetensors"),
+            checkpoint_key,
+            dtype,
+        )
+    }
+
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// The vision tower, pixel shuffle and projector over the tiles of `images`, in order.
+    /// Consecutive images with the same tile size run as one batch.
+    pub fn vision(&self, images: &[&ImageInput]) -> Result<VisionOutputs<B>> {
+        let patch = self.config.vision.patch_size;
+        let channels = self.config.vision.num_channels;
+        let mut runs: Vec<(usize, usize, Vec<f32>)> = Vec::new();
+        for image in images {
+            let size = image.size;
+            let grid = size / patch;
+            if image.pixel_values.len() != image.tiles * channels * size * size
+                || !size.is_multiple_of(patch)
+                || !grid.is_multiple_of(InternVl3Config::SHUFFLE)
+            {
+                return Err(Error::Input(format!(
+                    "{} tiles of {size} px need {} pixel values and a side of an even number of \
+                     {patch}-px patches, got {}",
+                    image.tiles,
+                    image.tiles * channels * size * size,
+                    image.pixel_values.len()
+                )));
+            }
+            match runs.last_mut() {
+                Some((s, tiles, pixels)) if *s == size => {
+                    *tiles += image.tiles;
+                    pixels.extend_from_slice(&image.pixel_values);
+                }
+                _ => runs.push((size, image.tiles, image.pixel_values.clone())),
+            }
+        }
+        let mut outputs = Vec::with_capacity(runs.len());
+        for (size, tiles, pixels) in runs {
+            let pixels = Tensor::<B, 4>::from_data(
+                TensorData::new(pixels, [tiles, channels, size, size]),
+                &self.device,
+            );
+            outputs.push(self.vision_tiles(pixels));
+        }
+        if outputs.len() == 1 {
+            return Ok(outputs.pop().expect("one run"));
+        }
+        let cat3 = |f: fn(&VisionOutputs<B>) -> Tensor<B, 3>| {
+            Tensor::cat(outputs.iter().map(f).collect(), 0)
+        };
+        Ok(VisionOutputs {
+            last_hidden_state: cat3(|o| o.last_hidden_state.clone()),
+            pixel_shuffled: cat3(|o| o.pixel_shuffled.clone()),
+            image_embeds: Tensor::cat(outputs.iter().map(|o| o.image_embeds.clone()).collect(), 0),
+        })
+    }
+
+    /// # Shapes
+    /// - pixels: `[tiles, channels, size, size]`
+    fn vision_tiles(&self, pixels: Tensor<B, 4>) -> VisionOutputs<B> {
+        let [_, _, height, width] = pixels.dims();
+        let patch = self.config.vision.patch_size;
+        let (h, w) = (height / patch, width / patch);
+        let last_hidden_state = self.module.model.vision_tower.forward(pixels);
+        // The class token carries no place in the image.
+        let patches = last_hidden_state.clone().narrow(1, 1, h * w);
+        let pixel_shuffled = pixel_shuffle(patches, h, w);
+        let [tiles, tokens, merged] = pixel_shuffled.dims();
+        let projected = self
+            .module
+            .model
+            .multi_modal_projector
+            .forward(pixel_shuffled.clone().reshape([tiles * tokens, merged]));
+        VisionOutputs {
+            last_hidden_state,
+            pixel_shuffled,
+            image_embeds: projected,
+        }
+    }
+
+    /// Image features, one row per `<IMG_CONTEXT>` token, images in order.
+    ///
+    /// # Shapes
+    /// - output: `[Σ tiles · tokens_per_tile, text_hidden]`
+    pub fn image_features(&self, images: &[&ImageInput]) -> Result<Tensor<B, 2>> {
+        Ok(self.vision(images)?.image_embeds)
+    }
+
+    fn pad(&self, prompts: &[Prompt]) -> Result<Padded> {
+        let batch = prompts.len();
+        let len = prompts.iter().map(|p| p.ids.len()).max().unwrap_or(0);
+        if len == 0 {
+            return Err(Error::Input("empty prompt".into()));
+        }
+        let mut padded = Padded {
+            batch,
+            len,
+            ids: Vec::with_capacity(batch * len),
+            valid: Vec::with_capacity(batch * len),
+            positions: Vec::with_capacity(batch),
+            next_position: Vec::with_capacity(batch),
+        };
+        for prompt in prompts {
+            let n = prompt.ids.len();
+            let pad = len - n;
+            // Padding uses token 0: it is masked out, only its embedding row is read.
+            padded
+                .ids
+                .extend(std::iter::repeat_n(0, pad).chain(prompt.ids.iter().copied()));
+            padded
+                .valid
+                .extend(std::iter::repeat_n(false, pad).chain(std::iter::repeat_n(true, n)));
+            padded
+                .positions
+                .push(std::iter::repeat_n(0, pad).chain(0..n as i64).collect());
+            padded.next_position.push(n as i64);
+        }
+        Ok(padded)
+    }
+
+    /// Token embeddings with the image features written over the `<IMG_CONTEXT>` positions.
+    fn embed(&self, prompts: &[Prompt], padded: &Padded) -> Result<Tensor<B, 3>> {
+        let ids: Vec<i64> = padded.ids.iter().map(|&t| t as i64).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(ids, [padded.batch, padded.len]),
+            &self.device,
+        );
+        let embeds = self.module.model.language_model.embed(ids);
+        let images: Vec<&ImageInput> = prompts.iter().flat_map(|p| &p.images).collect();
+        let slots: Vec<bool> = padded
+            .valid
+            .iter()
+            .zip(&padded.ids)
+            .map(|(&valid, &id)| valid && id == self.config.image_token_id)
+            .collect();
+        if images.is_empty() && !slots.contains(&true) {
+            return Ok(embeds);
+        }
+        let features = self.image_features(&images)?;
+        scatter_rows(embeds, features, &slots)
+    }
+
+    /// 1-D rotary tables: the decoder's M-RoPE with three equal position rows.
+    fn rope(&self, positions: &[Vec<i64>]) -> Rope<B> {
+        let rows = positions.to_vec();
+        self.config
+            .text
+            .rope(&[rows.clone(), rows.clone(), rows], &self.device)
+    }
+
+    /// # Shapes
+    /// - hidden: `[batch, seq, hidden]` → `[batch, seq, vocab]`
+    pub fn lm_head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.module.lm_head {
+            Some(head) => head.forward(hidden),
+            None => {
+                let embed = self.module.model.language_model.embed_tokens.weight.val();
+                hidden.matmul(embed.transpose().unsqueeze())
+            }
+        }
+    }
+
+    /// Runs the prompts and returns the final-norm hidden states, with a cache holding them when
+    /// `cache_room` (positions to leave free for decoding) is given.
+    fn run_prompts(
+        &self,
+        prompts: &[Prompt],
+        cache_room: Option<usize>,
+    ) -> Result<(Tensor<B, 3>, Padded, Option<KvCache<B>>)> {
+        let padded = self.pad(prompts)?;
+        let embeds = self.embed(prompts, &padded)?;
+        let text = &self.config.text;
+        let mut cache = cache_room.map(|room| {
+            KvCache::new(
+                text.num_hidden_layers,
+                padded.batch,
+                text.num_key_value_heads,
+                text.head_dim(),
+                padded.len + room,
+                &self.device,
+            )
+        });
+        let rope = self.rope(&padded.positions);
+        let mask = if padded.valid.contains(&false) {
+            AttentionMask::Explicit(padding_mask(
+                &padded.valid,
+                padded.batch,
+                padded.len,
+                &self.device,
+            ))
+        } else {
+            AttentionMask::Causal
+        };
+        let hidden = self
+            .module
+            .model
+            .language_model
+            .forward(embeds, &rope, mask, cache.as_mut());
+        Ok((hidden, padded, cache))
+    }
+
+    /// Logits at every position of the (left-padded) prompts.
+    ///
+    /// # Shapes
+    /// - output: `[batch, max_len, vocab]`
+    pub fn forward(&self, prompts: &[Prompt]) -> Result<Tensor<B, 3>> {
+        let (hidden, _, _) = self.run_prompts(prompts, None)?;
+        Ok(self.lm_head(hidden))
+    }
+
+    /// Log-probability (temperature 1) of the last `targets[b]` tokens of each sequence given
+    /// everything before them, right-aligned as in [`crate::qwen2_5_vl::Qwen2_5Vl::target_logprobs`].
+    ///
+    /// # Shapes
+    /// - output: `[batch, max(targets)]`
+    pub fn target_logprobs(
+        &self,
+        sequences: &[Prompt],
+        targets: &[usize],
+        chunk: usize,
+    ) -> Result<Tensor<B, 2>> {
+        let lens: Vec<usize> = sequences.iter().map(|s| s.ids.len()).collect();
+        let width = check_targets(&lens, targets)?;
+        let (hidden, padded, _) = self.run_prompts(sequences, None)?;
+        Ok(target_logprobs(hidden, &padded.ids, width, chunk, |h| {
+            self.lm_head(h)
+        }))
+    }
+}
+
+impl<B: Backend> InternVl3<Autodiff<B>> {
+    /// The same weights without gradient tracking, for rollouts and evaluation.
+    pub fn valid(&self) -> InternVl3<B> {
+        InternVl3 {
+            config: self.config.clone(),
+            layout: self.layout,
+            module: RestoreParams::apply(self.module.valid(), false),
+            device: self.device.clone(),
+        }
+    }
+}
+
+impl<B: Backend> InternVl3<B> {
+    /// The same weights with gradient tracking, for training.
+    pub fn trainable(self) -> InternVl3<Autodiff<B>> {
+        InternVl3 {
+            config: self.config,
+            layout: self.layout,
+            module: RestoreParams::apply(
+                InternVlForConditionalGeneration::from_inner(self.module),
+                true,
+            ),
+            device: self.device,
+        }
+    }
+}
+
+impl<B: Backend> Decoder<B> for InternVl3<B> {
+    type Prompt = Prompt;
+    type State = DecodeState<B>;
+
+    fn prefill(
+        &self,
+        prompts: &[Prompt],
+        max_new_tokens: usize,
+    ) -> Result<(Tensor<B, 2>, DecodeState<B>)> {
+        let (hidden, padded, cache) = self.run_prompts(prompts, Some(max_new_tokens))?;
+        let cache = cache.expect("a cache was asked for");
+        let last = hidden.narrow(1, padded.len - 1, 1);
+        let logits = self.lm_head(last).squeeze_dim::<2>(1);
+        let prompt_valid = padded.valid.contains(&false).then(|| {
+            padded
+                .valid
+                .chunks(padded.len)
+                .map(<[bool]>::to_vec)
+                .collect()
+        });
+        let state = DecodeState {
+            cache,
+            next_position: padded.next_position,
+            prompt_valid,
+        };
+        Ok((logits, state))
+    }
+
+    fn step(&self, tokens: &[u32], state: &mut DecodeState<B>) -> Tensor<B, 2> {
+        let batch = tokens.len();
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, 1]), &self.device);
+        let text = &self.module.model.language_model;
+        let embeds = text.embed(ids);
+        let column: Vec<Vec<i64>> = state.next_position.iter().map(|&p| vec![p]).collect();
+        let rope = self.rope(&column);
+        let total = state.cache.len() + 1;
+        let mask = step_mask(state.prompt_valid.as_deref(), total, &self.device);
+        let hidden = text.forward(embeds, &rope, mask, Some(&mut state.cache));
+        state.next_position.iter_mut().for_each(|p| *p += 1);
+        self.lm_head(hidden).squeeze_dim::<2>(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_layouts_map_to_the_module_tree() {
+        let transformers = [
+            (
+                "vision_tower.encoder.layer.0.attention.q_proj.weight",
+                "model.vision_tower.encoder.layer.0.attention.q_proj.weight",
+            ),
+            (
+                "multi_modal_projector.linear_2.bias",
+                "model.multi_modal_projector.linear_2.bias",
+            ),
+            (
+                "language_model.model.layers.1.mlp.up_proj.weight",
+                "model.language_model.layers.1.mlp.up_proj.weight",
+            ),
+            ("language_model.lm_head.weight", "lm_head.weight"),
+        ];
+        for (key, path) in transformers {
+            let layout = CheckpointLayout::Transformers;
+            assert_eq!(module_path(key, layout, false).as_deref(), Some(path));
+            assert_eq!(checkpoint_key(path), key);
+            // The 5.x in-memory names are the module paths themselves.
+            assert_eq!(module_path(path, layout, false).as_deref(), Some(path));
+        }
+        let remote = [
+            (
+                "vision_model.embeddings.class_embedding",
+                "model.vision_tower.embeddings.cls_token",
+            ),
+            (
+                "vision_model.embeddings.position_embedding",
+                "model.vision_tower.embeddings.position_embeddings",
+            ),
+            (
+                "vision_model.embeddings.patch_embedding.bias",
+                "model.vision_tower.embeddings.patch_embeddings.projection.bias",
+            ),
+            (
+                "vision_model.encoder.layers.2.attn.qkv[k].weight",
+                "model.vision_tower.encoder.layer.2.attention.k_proj.weight",
+            ),
+            (
+                "vision_model.encoder.layers.0.attn.proj.bias",
+                "model.vision_tower.encoder.layer.0.attention.projection_layer.bias",
+            ),
+            (
+                "vision_model.encoder.layers.0.ls1",
+                "model.vision_tower.encoder.layer.0.lambda_1",
+            ),
+            (
+                "vision_model.encoder.layers.11.norm2.weight",
+                "model.vision_tower.encoder.layer.11.layernorm_after.weight",
+            ),
+            (
+                "mlp1.0.weight",
+                "model.multi_modal_projector.layer_norm.weight",
+            ),
+            ("mlp1.3.bias", "model.multi_modal_projector.linear_2.bias"),
+            (
+                "language_model.model.norm.weight",
+                "model.language_model.norm.weight",
+            ),
+            ("language_model.lm_head.weight", "lm_head.weight"),
+        ];
+        for (key, path) in remote {
+            let got = module_path(key, CheckpointLayout::RemoteCode, false);
+            assert_eq!(got.as_deref(), Some(path), "{key}");
+        }
+        assert_eq!(
+            module_path(
+                "language_model.lm_head.weight",
+                CheckpointLayout::RemoteCode,
+                true
+            ),
+            None
+        );
+    }
+}
