@@ -22,11 +22,13 @@ use crate::data::Example;
 use crate::rollout::{ANSWER_END, RolloutBox, boxes};
 use crate::rundir::{JsonlWriter, read_jsonl, write_atomic};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EvalSettings {
     pub max_new_tokens: usize,
     pub batch: usize,
     pub grounding: GroundingConfig,
+    /// Write image paths relative to this folder when they lie inside it (a run directory).
+    pub paths_relative_to: Option<PathBuf>,
 }
 
 /// One evaluated item, a line of `samples.jsonl`.
@@ -100,7 +102,7 @@ pub fn evaluate<B: Backend>(
         let completions = generate(model, &prompts, &generation, Some(&detokenize), None)?;
         for (example, completion) in batch.iter().zip(completions) {
             let text = tokenizer.decode(&completion.tokens, true)?;
-            let row = score_item(
+            let mut row = score_item(
                 example,
                 text,
                 completion.tokens.len(),
@@ -109,6 +111,9 @@ pub fn evaluate<B: Backend>(
                 rewards,
                 &settings.grounding,
             );
+            if let Some(root) = &settings.paths_relative_to {
+                row.image = crate::trainer::relative_to(&row.image, root);
+            }
             writer.write(&row)?;
         }
         finished += batch.len();

@@ -188,7 +188,14 @@ pub fn train<B: Backend>(
         policy = next;
         let update_seconds = update_started.elapsed().as_secs_f64();
 
-        for row in rollout_rows(step, &examples, &rollouts, &scored, &advantage) {
+        for row in rollout_rows(
+            step,
+            &examples,
+            &rollouts,
+            &scored,
+            &advantage,
+            &setup.run.root,
+        ) {
             rollout_log.write(&row)?;
         }
         let mut metrics = step_metrics(step, &rollouts, &scored, &zero_variance, &trained, &update);
@@ -372,6 +379,7 @@ fn rollout_rows(
     rollouts: &[Rollout],
     scored: &[Scored],
     advantage: &[f64],
+    run_root: &Path,
 ) -> Vec<RolloutRow> {
     let group_size = rollouts.len() / examples.len().max(1);
     rollouts
@@ -398,7 +406,7 @@ fn rollout_rows(
                 step,
                 group: r.group,
                 index: i % group_size.max(1),
-                image: e.record.image_path.clone(),
+                image: relative_to(&e.record.image_path, run_root),
                 source: format!("{}:{}", e.record.at.file.display(), e.record.at.line),
                 dataset: e.record.sample.dataset.clone(),
                 question: e.record.sample.question.clone(),
@@ -477,6 +485,12 @@ fn step_metrics(
     }
 }
 
+/// `path` relative to `root` when it lies inside it, so that a run directory can move with its
+/// images (the demo's data lives inside the run).
+pub fn relative_to(path: &Path, root: &Path) -> PathBuf {
+    path.strip_prefix(root).unwrap_or(path).to_owned()
+}
+
 /// Evaluates `model` on the held-out examples into `eval/<name>/`.
 pub fn run_eval<B: Backend>(
     setup: &Setup<'_>,
@@ -498,6 +512,7 @@ pub fn run_eval<B: Backend>(
         max_new_tokens: eval.max_new_tokens,
         batch: eval.batch,
         grounding: GroundingConfig::default(),
+        paths_relative_to: Some(setup.run.root.clone()),
     };
     let total = examples.len();
     let mut on_batch = |done: usize| progress.eval(name, done, total);

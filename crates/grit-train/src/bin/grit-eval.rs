@@ -160,6 +160,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 max_new_tokens: args.max_new_tokens,
                 batch: args.batch,
                 grounding: Default::default(),
+                paths_relative_to: None,
             },
             out: &out,
         },

@@ -1,0 +1,251 @@
+//! The curves view: one small chart per field of `metrics.jsonl`, cursors linked across charts,
+//! values on hover, and a click on a chart picks that step for the rollouts view.
+
+use eframe::egui::{self, Color32, ScrollArea, Ui};
+use egui_plot::{HoverPosition, Line, Plot, PlotPoint, VLine};
+use grit_data::rewards::RewardKind;
+use grit_train::trainer::StepMetrics;
+
+const CHART_WIDTH: f32 = 330.0;
+const CHART_HEIGHT: f32 = 160.0;
+
+/// A short label for a reward's official function name.
+pub fn short_reward_name(name: &str) -> &str {
+    RewardKind::ALL
+        .iter()
+        .find(|k| k.official_name() == name)
+        .map_or(name, |k| match k {
+            RewardKind::AnswerAccuracy => "accuracy (judge)",
+            RewardKind::Bleu => "bleu",
+            RewardKind::AnswerFormat => "answer format",
+            RewardKind::Repetition => "repetition",
+            RewardKind::GroundedCount => "grounded thinking",
+            RewardKind::ThinkFormat => "think/rethink format",
+        })
+}
+
+/// One chart's data.
+struct Series {
+    title: String,
+    /// The field's name in `metrics.jsonl`.
+    field: String,
+    points: Vec<PlotPoint>,
+    /// At least the data's range; widened around a constant series, which the plot would
+    /// otherwise stretch over an arbitrary ±20.
+    y_range: (f64, f64),
+}
+
+#[derive(Default)]
+pub struct CurvesView {
+    /// The series and the run generation they were built at.
+    cache: Option<(u64, Vec<Series>)>,
+}
+
+impl CurvesView {
+    /// Shows the charts; returns the step clicked, if any. `current` marks the rollouts view's
+    /// step on every chart.
+    pub fn show(
+        &mut self,
+        ui: &mut Ui,
+        metrics: &[StepMetrics],
+        generation: u64,
+        current: Option<u64>,
+    ) -> Option<u64> {
+        if metrics.is_empty() {
+            ui.label("No metrics yet: metrics.jsonl has no complete row.");
+            return None;
+        }
+        if self.cache.as_ref().is_none_or(|(g, _)| *g != generation) {
+            self.cache = Some((generation, series(metrics)));
+        }
+        let series = &self.cache.as_ref().expect("just built").1;
+        let steps: Vec<u64> = metrics.iter().map(|m| m.step).collect();
+        let per_row = ((ui.available_width() / (CHART_WIDTH + 12.0)) as usize).max(1);
+        let mut clicked = None;
+        ui.label(
+            egui::RichText::new("hover for values · click a chart to open that step's rollouts")
+                .weak(),
+        );
+        ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
+            for row in series.chunks(per_row) {
+                ui.horizontal_top(|ui| {
+                    for s in row {
+                        ui.vertical(|ui| {
+                            ui.strong(&s.title).on_hover_text(&s.field);
+                            if let Some(step) = chart(ui, s, current) {
+                                clicked = Some(nearest(&steps, step));
+                            }
+                        });
+                    }
+                });
+            }
+        });
+        clicked
+    }
+}
+
+/// Draws one chart; returns the x the user clicked at.
+fn chart(ui: &mut Ui, s: &Series, current: Option<u64>) -> Option<f64> {
+    let title = s.title.clone();
+    let response = Plot::new(("curve", &s.field))
+        .width(CHART_WIDTH)
+        .height(CHART_HEIGHT)
+        .link_cursor("curves", [true, false])
+        .allow_scroll(false)
+        .include_y(s.y_range.0)
+        .include_y(s.y_range.1)
+        .allow_drag(false)
+        .label_formatter(move |pos| {
+            let p = match pos {
+                HoverPosition::NearDataPoint { position, .. } => position,
+                HoverPosition::Elsewhere { position } => position,
+            };
+            Some(format!("step {:.0}\n{title}: {}", p.x, format_value(p.y)))
+        })
+        .show(ui, |plot| {
+            plot.line(
+                Line::new(s.field.clone(), &s.points[..])
+                    .color(Color32::from_rgb(0, 130, 200))
+                    .width(1.5),
+            );
+            if let Some(step) = current {
+                plot.vline(
+                    VLine::new("selected step", step as f64)
+                        .color(Color32::from_rgb(245, 130, 48))
+                        .width(1.0),
+                );
+            }
+        });
+    let r = &response.response;
+    if r.clicked() {
+        r.interact_pointer_pos()
+            .map(|pos| response.transform.value_from_position(pos).x)
+    } else {
+        None
+    }
+}
+
+/// The logged step closest to `x`.
+fn nearest(steps: &[u64], x: f64) -> u64 {
+    steps
+        .iter()
+        .copied()
+        .min_by(|a, b| (*a as f64 - x).abs().total_cmp(&(*b as f64 - x).abs()))
+        .unwrap_or(0)
+}
+
+fn format_value(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e5) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// Every chart: each reward, then the training signals, then the held-out evaluation.
+fn series(metrics: &[StepMetrics]) -> Vec<Series> {
+    let mut reward_names: Vec<&str> = Vec::new();
+    for m in metrics {
+        for name in m.rewards.keys() {
+            if !reward_names.contains(&name.as_str()) {
+                reward_names.push(name);
+            }
+        }
+    }
+    let official_order = |n: &&str| {
+        RewardKind::ALL
+            .iter()
+            .position(|k| k.official_name() == *n)
+            .unwrap_or(usize::MAX)
+    };
+    reward_names.sort_by_key(official_order);
+
+    let make = |title: &str, field: &str, value: &dyn Fn(&StepMetrics) -> Option<f64>| {
+        let points: Vec<PlotPoint> = metrics
+            .iter()
+            .filter_map(|m| value(m).map(|v| PlotPoint::new(m.step as f64, v)))
+            .collect();
+        let (lo, hi) = points
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+                (lo.min(p.y), hi.max(p.y))
+            });
+        let y_range = if hi > lo {
+            (lo, hi)
+        } else {
+            let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
+            (lo - pad, hi + pad)
+        };
+        Series {
+            title: title.to_owned(),
+            field: field.to_owned(),
+            points,
+            y_range,
+        }
+    };
+    let mut all = vec![make("total reward", "total_reward", &|m| {
+        Some(m.total_reward)
+    })];
+    for name in reward_names {
+        all.push(make(
+            short_reward_name(name),
+            &format!("rewards.{name}"),
+            &|m| m.rewards.get(name).copied(),
+        ));
+    }
+    type Field = (&'static str, &'static str, fn(&StepMetrics) -> Option<f64>);
+    let fields: [Field; 13] = [
+        ("accuracy", "accuracy", |m| m.accuracy),
+        ("KL (k3, per token)", "kl", |m| Some(m.kl)),
+        ("loss", "loss", |m| Some(m.loss)),
+        ("grad norm", "grad_norm", |m| Some(m.grad_norm)),
+        ("completion length", "completion_length", |m| {
+            Some(m.completion_length)
+        }),
+        ("learning rate", "lr", |m| Some(m.lr)),
+        ("truncated share", "truncated_share", |m| {
+            Some(m.truncated_share)
+        }),
+        ("zero-variance share", "zero_variance_share", |m| {
+            Some(m.zero_variance_share)
+        }),
+        ("clip fraction", "clip_fraction", |m| Some(m.clip_fraction)),
+        ("reward errors", "reward_errors", |m| {
+            Some(m.reward_errors as f64)
+        }),
+        ("seconds per step", "seconds", |m| Some(m.seconds)),
+        ("held-out accuracy", "eval.answer_accuracy", |m| {
+            m.eval.as_ref().and_then(|e| e.answer_accuracy)
+        }),
+        ("held-out best IoU", "eval.best_iou", |m| {
+            m.eval.as_ref().and_then(|e| e.best_iou)
+        }),
+    ];
+    for (title, field, value) in fields {
+        all.push(make(title, field, &value));
+    }
+    all.retain(|s| !s.points.is_empty());
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_cover_every_reward_and_skip_empty_fields() {
+        let metrics: Vec<StepMetrics> = include_str!("../tests/fixtures/run/metrics.jsonl")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let all = series(&metrics);
+        let fields: Vec<&str> = all.iter().map(|s| s.field.as_str()).collect();
+        assert_eq!(fields[0], "total_reward");
+        assert_eq!(fields[1], "rewards.gpt_score_reward");
+        assert!(fields.contains(&"kl") && fields.contains(&"lr"));
+        // The fixture has no held-out evaluation rows.
+        assert!(!fields.contains(&"eval.best_iou"));
+        assert!(all.iter().all(|s| s.points.len() == 3));
+        assert_eq!(nearest(&[1, 2, 5], 3.8), 5);
+    }
+}
