@@ -20,11 +20,9 @@ pub use positions::{Positions, rope_index};
 use crate::error::{Error, Result};
 use crate::generate::Decoder;
 use crate::kv_cache::KvCache;
-use crate::nn::{
-    AttentionMask, RestoreParams, check_targets, linear, padding_mask, scatter_rows, step_mask,
-    target_logprobs,
-};
+use crate::nn::{RestoreParams, check_targets, linear, scatter_rows, target_logprobs};
 use crate::weights::{Checkpoint, StoreDtype, save};
+pub use text::DecodeState;
 use text::TextModel;
 use vision::VisionTransformer;
 
@@ -132,14 +130,6 @@ struct Padded {
     /// `[3][batch][len]`; padding positions are 0.
     positions: [Vec<Vec<i64>>; 3],
     next_position: Vec<i64>,
-}
-
-/// What decoding carries between steps.
-pub struct DecodeState<B: Backend> {
-    cache: KvCache<B>,
-    next_position: Vec<i64>,
-    /// `[batch][prompt_len]`, `true` for real tokens; `None` when no row is padded.
-    prompt_valid: Option<Vec<Vec<bool>>>,
 }
 
 impl<B: Backend> Qwen2_5Vl<B> {
@@ -280,13 +270,10 @@ impl<B: Backend> Qwen2_5Vl<B> {
     /// # Shapes
     /// - hidden: `[batch, seq, hidden]` → `[batch, seq, vocab]`
     pub fn lm_head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
-        match &self.module.lm_head {
-            Some(head) => head.forward(hidden),
-            None => {
-                let embed = self.module.model.language_model.embed_tokens.weight.val();
-                hidden.matmul(embed.transpose().unsqueeze())
-            }
-        }
+        self.module
+            .model
+            .language_model
+            .logits(self.module.lm_head.as_ref(), hidden)
     }
 
     /// Runs the prompts and returns the final-norm hidden states, with a cache holding them when
@@ -298,33 +285,14 @@ impl<B: Backend> Qwen2_5Vl<B> {
     ) -> Result<(Tensor<B, 3>, Padded, Option<KvCache<B>>)> {
         let padded = self.pad(prompts)?;
         let embeds = self.embed(prompts, &padded)?;
-        let text = &self.config.text;
-        let mut cache = cache_room.map(|room| {
-            KvCache::new(
-                text.num_hidden_layers,
-                padded.batch,
-                text.num_key_value_heads,
-                text.head_dim(),
-                padded.len + room,
-                &self.device,
-            )
-        });
-        let rope = text.rope(&padded.positions, &self.device);
-        let mask = if padded.valid.contains(&false) {
-            AttentionMask::Explicit(padding_mask(
-                &padded.valid,
-                padded.batch,
-                padded.len,
-                &self.device,
-            ))
-        } else {
-            AttentionMask::Causal
-        };
-        let hidden = self
-            .module
-            .model
-            .language_model
-            .forward(embeds, &rope, mask, cache.as_mut());
+        let rope = self.config.text.rope(&padded.positions, &self.device);
+        let (hidden, cache) = self.module.model.language_model.run_padded(
+            &self.config.text,
+            embeds,
+            &rope,
+            &padded.valid,
+            cache_room,
+        );
         Ok((hidden, padded, cache))
     }
 
@@ -400,36 +368,17 @@ impl<B: Backend> Decoder<B> for Qwen2_5Vl<B> {
         let cache = cache.expect("a cache was asked for");
         let last = hidden.narrow(1, padded.len - 1, 1);
         let logits = self.lm_head(last).squeeze_dim::<2>(1);
-        let prompt_valid = padded.valid.contains(&false).then(|| {
-            padded
-                .valid
-                .chunks(padded.len)
-                .map(<[bool]>::to_vec)
-                .collect()
-        });
-        let state = DecodeState {
-            cache,
-            next_position: padded.next_position,
-            prompt_valid,
-        };
+        let state =
+            DecodeState::after_prefill(cache, &padded.valid, padded.len, padded.next_position);
         Ok((logits, state))
     }
 
     fn step(&self, tokens: &[u32], state: &mut DecodeState<B>) -> Tensor<B, 2> {
-        let batch = tokens.len();
-        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, 1]), &self.device);
-        let text = &self.module.model.language_model;
-        let embeds = text.embed(ids);
-        let column: Vec<Vec<i64>> = state.next_position.iter().map(|&p| vec![p]).collect();
-        let rope = self
-            .config
-            .text
-            .rope(&[column.clone(), column.clone(), column], &self.device);
-        let total = state.cache.len() + 1;
-        let mask = step_mask(state.prompt_valid.as_deref(), total, &self.device);
-        let hidden = text.forward(embeds, &rope, mask, Some(&mut state.cache));
-        state.next_position.iter_mut().for_each(|p| *p += 1);
+        let hidden = self
+            .module
+            .model
+            .language_model
+            .step(&self.config.text, tokens, state);
         self.lm_head(hidden).squeeze_dim::<2>(1)
     }
 }

@@ -3,12 +3,13 @@
 use burn::module::{Initializer, Module};
 use burn::nn::{Embedding, EmbeddingConfig, Linear};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::config::TextConfig;
 use crate::kv_cache::{KvCache, LayerCache};
 use crate::nn::{
     AttentionMask, RmsNorm, RmsNormConfig, Rotary, SwiGluMlp, grouped_attention, linear,
+    padding_mask, step_mask,
 };
 
 #[derive(Module, Debug)]
@@ -190,5 +191,102 @@ impl<B: Backend> TextModel<B> {
             cache.advance(seq);
         }
         self.norm.forward(x)
+    }
+}
+
+/// What decoding carries between steps, for any model built on this decoder.
+pub struct DecodeState<B: Backend> {
+    cache: KvCache<B>,
+    next_position: Vec<i64>,
+    /// `[batch][prompt_len]`, `true` for real tokens; `None` when no row is padded.
+    prompt_valid: Option<Vec<Vec<bool>>>,
+}
+
+impl<B: Backend> DecodeState<B> {
+    /// The state after a prefill of left-padded rows of `len` positions (`valid`: `[batch · len]`).
+    pub fn after_prefill(
+        cache: KvCache<B>,
+        valid: &[bool],
+        len: usize,
+        next_position: Vec<i64>,
+    ) -> Self {
+        let prompt_valid = valid
+            .contains(&false)
+            .then(|| valid.chunks(len).map(<[bool]>::to_vec).collect());
+        Self {
+            cache,
+            next_position,
+            prompt_valid,
+        }
+    }
+}
+
+impl<B: Backend> TextModel<B> {
+    /// Runs left-padded embeddings (`valid`: `[batch · seq]`, `true` for real tokens) causally;
+    /// with `cache_room`, also returns a cache holding them with that many positions free.
+    ///
+    /// # Shapes
+    /// - embeds: `[batch, seq, hidden]` → `[batch, seq, hidden]`
+    pub fn run_padded(
+        &self,
+        config: &TextConfig,
+        embeds: Tensor<B, 3>,
+        rope: &Rope<B>,
+        valid: &[bool],
+        cache_room: Option<usize>,
+    ) -> (Tensor<B, 3>, Option<KvCache<B>>) {
+        let [batch, len, _] = embeds.dims();
+        let device = embeds.device();
+        let mut cache = cache_room.map(|room| {
+            KvCache::new(
+                config.num_hidden_layers,
+                batch,
+                config.num_key_value_heads,
+                config.head_dim(),
+                len + room,
+                &device,
+            )
+        });
+        let mask = if valid.contains(&false) {
+            AttentionMask::Explicit(padding_mask(valid, batch, len, &device))
+        } else {
+            AttentionMask::Causal
+        };
+        let hidden = self.forward(embeds, rope, mask, cache.as_mut());
+        (hidden, cache)
+    }
+
+    /// Appends one token per row at its next position (1-D, i.e. three equal M-RoPE rows) and
+    /// returns its final-norm hidden state.
+    ///
+    /// # Shapes
+    /// - output: `[batch, 1, hidden]`
+    pub fn step(
+        &self,
+        config: &TextConfig,
+        tokens: &[u32],
+        state: &mut DecodeState<B>,
+    ) -> Tensor<B, 3> {
+        let device = self.embed_tokens.weight.device();
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [tokens.len(), 1]), &device);
+        let column: Vec<Vec<i64>> = state.next_position.iter().map(|&p| vec![p]).collect();
+        let rope = config.rope(&[column.clone(), column.clone(), column], &device);
+        let total = state.cache.len() + 1;
+        let mask = step_mask(state.prompt_valid.as_deref(), total, &device);
+        let hidden = self.forward(self.embed(ids), &rope, mask, Some(&mut state.cache));
+        state.next_position.iter_mut().for_each(|p| *p += 1);
+        hidden
+    }
+
+    /// Logits through `lm_head`, or through the embedding matrix when the head is tied.
+    ///
+    /// # Shapes
+    /// - hidden: `[batch, seq, hidden]` → `[batch, seq, vocab]`
+    pub fn logits(&self, lm_head: Option<&Linear<B>>, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        match lm_head {
+            Some(head) => head.forward(hidden),
+            None => hidden.matmul(self.embed_tokens.weight.val().transpose().unsqueeze()),
+        }
     }
 }
