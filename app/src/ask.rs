@@ -16,12 +16,13 @@ use std::time::Instant;
 use anyhow::Context as _;
 use burn::tensor::backend::Backend;
 use eframe::egui;
-use grit_data::completion::ImageSize;
-use grit_data::preprocess::{PreprocessConfig, load_image, preprocess};
-use grit_data::prompt::{ChatTokenizer, PromptStyle, user_message};
+use grit_data::completion::{BoxFrame, ImageSize};
+use grit_data::preprocess::{GRIT_MAX_PIXELS, GRIT_MIN_PIXELS, load_image};
+use grit_data::prompt::PromptStyle;
+use grit_model::Vlm;
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
 use grit_model::generate::{FinishReason, GenerationConfig, Sampling, generate};
-use grit_model::qwen2_5_vl::{ImageInput, Prompt, Qwen2_5Vl};
+use grit_train::processor::{Processor, ProcessorOptions};
 
 /// Where GRIT's output format ends.
 const ANSWER_END: &str = "</answer>";
@@ -43,10 +44,10 @@ pub struct Question {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Status(String),
-    /// The prompt is ready: boxes are written in `processed` pixels and drawn in `original`.
+    /// The prompt is ready: boxes are written in `frame` and drawn in `original`.
     Started {
         original: ImageSize,
-        processed: ImageSize,
+        frame: BoxFrame,
         prompt_tokens: usize,
     },
     /// More text (whole characters).
@@ -169,54 +170,37 @@ impl OnBackend for Serve {
 }
 
 struct Loaded<B: Backend> {
-    model: Qwen2_5Vl<B>,
-    tokenizer: ChatTokenizer,
-    preprocess: PreprocessConfig,
+    model: Vlm<B>,
+    processor: Processor,
 }
 
 impl<B: Backend> Loaded<B> {
     fn load(dir: &Path, device: &B::Device) -> anyhow::Result<Self> {
-        let tokenizer = ChatTokenizer::from_dir(dir)?;
-        let mut preprocess = PreprocessConfig::from_checkpoint_dir(dir)?;
         // GRIT's pixel budget, as grit-infer uses by default.
-        let defaults = PreprocessConfig::default();
-        preprocess.min_pixels = defaults.min_pixels;
-        preprocess.max_pixels = defaults.max_pixels;
-        let model = Qwen2_5Vl::<B>::load(dir, device)
-            .with_context(|| format!("loading {}", dir.display()))?;
-        Ok(Self {
-            model,
-            tokenizer,
-            preprocess,
-        })
+        let options = ProcessorOptions {
+            min_pixels: Some(GRIT_MIN_PIXELS),
+            max_pixels: Some(GRIT_MAX_PIXELS),
+            ..ProcessorOptions::default()
+        };
+        let processor = Processor::from_dir(dir, &options)?;
+        let model =
+            Vlm::<B>::load(dir, device).with_context(|| format!("loading {}", dir.display()))?;
+        Ok(Self { model, processor })
     }
 
     fn answer(&self, job: &Job) -> anyhow::Result<()> {
         let q = &job.question;
         let image = load_image(&q.image)?;
-        let processed = preprocess(&image, &self.preprocess)
-            .with_context(|| format!("preprocessing {}", q.image.display()))?;
         let encoded = self
-            .tokenizer
-            .encode_chat(&[user_message(1, &q.text, q.style)], &[processed.grid_thw])?;
+            .processor
+            .encode(&image, &q.text, q.style)
+            .with_context(|| format!("preprocessing {}", q.image.display()))?;
         job.send(Event::Started {
-            original: ImageSize {
-                width: image.width(),
-                height: image.height(),
-            },
-            processed: ImageSize {
-                width: processed.processed_size.0 as u32,
-                height: processed.processed_size.1 as u32,
-            },
-            prompt_tokens: encoded.input_ids.len(),
+            original: encoded.original,
+            frame: encoded.frame,
+            prompt_tokens: encoded.prompt.ids().len(),
         });
-        let prompt = Prompt {
-            ids: encoded.input_ids,
-            images: vec![ImageInput {
-                pixel_values: processed.pixel_values,
-                grid: processed.grid_thw,
-            }],
-        };
+        let tokenizer = &self.processor.tokenizer;
         let mut stop_strings = vec![CANCELLED.to_owned()];
         if q.style != PromptStyle::Direct {
             stop_strings.push(ANSWER_END.to_owned());
@@ -229,20 +213,20 @@ impl<B: Backend> Loaded<B> {
                 top_p: 1.0,
                 seed: 0,
             },
-            eos_token_ids: self.tokenizer.eos_token_ids().to_vec(),
+            eos_token_ids: tokenizer.eos_token_ids().to_vec(),
             stop_strings,
-            suppress_tokens: self.tokenizer.vision_tokens().ids(),
+            suppress_tokens: self.processor.suppress_tokens(),
         };
         let cancelled = || job.cancel.load(Ordering::Relaxed);
         let detokenize = |ids: &[u32]| {
             if cancelled() {
                 CANCELLED.to_owned()
             } else {
-                self.tokenizer.decode(ids, false).unwrap_or_default()
+                tokenizer.decode(ids, false).unwrap_or_default()
             }
         };
         let start = Instant::now();
-        let mut stream = self.tokenizer.stream_decoder(true);
+        let mut stream = tokenizer.stream_decoder(true);
         let mut on_token = |_row: usize, token: u32| {
             let piece = stream.push(token);
             if !piece.is_empty() {
@@ -251,7 +235,7 @@ impl<B: Backend> Loaded<B> {
         };
         let mut completions = generate(
             &self.model,
-            &[prompt],
+            &[encoded.prompt],
             &config,
             Some(&detokenize),
             Some(&mut on_token),

@@ -37,7 +37,8 @@ struct Shown {
     text: String,
     segments: Vec<(std::ops::Range<usize>, Region)>,
     boxes: Vec<RolloutBox>,
-    frame: Option<(ImageSize, ImageSize)>,
+    /// The original size and the frame the model writes boxes in.
+    frame: Option<(ImageSize, BoxFrame)>,
     status: String,
     error: Option<String>,
     running: bool,
@@ -49,10 +50,10 @@ impl Shown {
             Event::Status(status) => self.status = status,
             Event::Started {
                 original,
-                processed,
+                frame,
                 prompt_tokens,
             } => {
-                self.frame = Some((original, processed));
+                self.frame = Some((original, frame));
                 self.status = format!("{prompt_tokens} prompt tokens; generating…");
             }
             Event::Piece(piece) => {
@@ -82,11 +83,9 @@ impl Shown {
 
     fn reparse(&mut self) {
         self.segments = segment_ranges(&self.text);
-        let Some((original, processed)) = self.frame else {
+        let Some((original, frame)) = self.frame else {
             return;
         };
-        // Qwen2.5-VL writes boxes in the resized image's pixels.
-        let frame = BoxFrame::ProcessedPixels { processed };
         let thresholds = DegenerateThresholds::default();
         self.boxes = ParsedCompletion::parse(&self.text)
             .boxes
@@ -354,9 +353,11 @@ mod tests {
                 width: 200,
                 height: 100,
             },
-            processed: ImageSize {
-                width: 100,
-                height: 50,
+            frame: BoxFrame::ProcessedPixels {
+                processed: ImageSize {
+                    width: 100,
+                    height: 50,
+                },
             },
             prompt_tokens: 10,
         });

@@ -5,18 +5,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use burn::tensor::backend::Backend;
 use clap::{Parser, ValueEnum};
 use grit_data::annotate::{Mark, draw_marks};
 use grit_data::completion::{
     BoxFrame, DegenerateThresholds, ImageSize, ParsedCompletion, PixelBox, Region,
 };
-use grit_data::preprocess::{PreprocessConfig, ProcessedImage, load_image, preprocess};
-use grit_data::prompt::{ChatTokenizer, EncodedPrompt, PromptStyle, user_message};
+use grit_data::preprocess::{GRIT_MAX_PIXELS, GRIT_MIN_PIXELS, load_image};
+use grit_data::prompt::PromptStyle;
+use grit_data::rewards::Mode;
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
 use grit_model::generate::{FinishReason, GenerationConfig, Sampling, generate};
-use grit_model::qwen2_5_vl::{ImageInput, Prompt, Qwen2_5Vl};
+use grit_model::{Prompt, Vlm};
+use grit_train::processor::{Processor, ProcessorOptions};
 use serde::Serialize;
 
 /// Where the model's answer ends in GRIT's output format.
@@ -51,12 +53,16 @@ pub struct Args {
     pub top_p: f32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Fewest pixels of the resized image (default: GRIT's 3136).
+    /// Qwen2.5-VL: fewest pixels of the resized image (default: GRIT's 3136).
     #[arg(long)]
     pub min_pixels: Option<usize>,
-    /// Most pixels of the resized image (default: GRIT's 200704, at most 256 visual tokens).
+    /// Qwen2.5-VL: most pixels of the resized image (default: GRIT's 200704, at most 256 visual
+    /// tokens).
     #[arg(long)]
     pub max_pixels: Option<usize>,
+    /// InternVL3: the most 448-px tiles per image (default: GRIT's 2).
+    #[arg(long)]
+    pub max_tiles: Option<usize>,
     /// Write the original image with the boxes drawn, numbered and coloured by segment.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -92,9 +98,11 @@ pub struct Report {
     pub image: PathBuf,
     pub question: String,
     pub prompt: String,
+    /// `Qwen2.5-VL` or `InternVL3`.
+    pub family: String,
     pub original_size: ImageSize,
+    /// What the model saw: Qwen2.5-VL's resized image, InternVL3's tile grid.
     pub processed_size: ImageSize,
-    pub grid_thw: [usize; 3],
     pub prompt_tokens: usize,
     pub completion: String,
     pub completion_tokens: usize,
@@ -118,41 +126,34 @@ pub struct ReportBox {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    check_model_family(&args.model)?;
-    let tokenizer = ChatTokenizer::from_dir(&args.model)?;
+    let processor = Processor::from_dir(
+        &args.model,
+        &ProcessorOptions {
+            min_pixels: Some(args.min_pixels.unwrap_or(GRIT_MIN_PIXELS)),
+            max_pixels: Some(args.max_pixels.unwrap_or(GRIT_MAX_PIXELS)),
+            max_tiles: args.max_tiles,
+            mode: Mode::Fixed,
+        },
+    )?;
     let image = load_image(&args.image)?;
-    let mut config = PreprocessConfig::from_checkpoint_dir(&args.model)?;
-    let defaults = PreprocessConfig::default();
-    config.min_pixels = args.min_pixels.unwrap_or(defaults.min_pixels);
-    config.max_pixels = args.max_pixels.unwrap_or(defaults.max_pixels);
-    let processed = preprocess(&image, &config)
+    let encoded = processor
+        .encode(&image, &args.question, args.prompt.into())
         .with_context(|| format!("preprocessing {}", args.image.display()))?;
-    let message = user_message(1, &args.question, args.prompt.into());
-    let encoded = tokenizer.encode_chat(&[message], &[processed.grid_thw])?;
 
     let start = Instant::now();
     let completion = dispatch(
         args.backend,
         Generate {
             args,
-            tokenizer: &tokenizer,
-            encoded: &encoded,
-            processed: &processed,
+            processor: &processor,
+            prompt: &encoded.prompt,
         },
     )??;
     let seconds = start.elapsed().as_secs_f64();
 
-    let text = tokenizer.decode(&completion.tokens, true)?;
+    let text = processor.tokenizer.decode(&completion.tokens, true)?;
     let parsed = ParsedCompletion::parse(&text);
-    let original = ImageSize {
-        width: image.width(),
-        height: image.height(),
-    };
-    let processed_size = ImageSize {
-        width: processed.processed_size.0 as u32,
-        height: processed.processed_size.1 as u32,
-    };
-    let boxes = boxes_in_original(&parsed, processed_size, original);
+    let boxes = boxes_in_original(&parsed, encoded.frame, encoded.original);
 
     if let Some(out) = &args.out {
         write_annotated(image, &boxes, out)?;
@@ -162,10 +163,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         image: args.image.clone(),
         question: args.question.clone(),
         prompt: format!("{:?}", args.prompt).to_lowercase(),
-        original_size: original,
-        processed_size,
-        grid_thw: processed.grid_thw,
-        prompt_tokens: encoded.input_ids.len(),
+        family: processor.family().name().to_owned(),
+        original_size: encoded.original,
+        processed_size: encoded.processed,
+        prompt_tokens: encoded.prompt.ids().len(),
         completion: text,
         completion_tokens: completion.tokens.len(),
         finish_reason: completion.finish,
@@ -183,14 +184,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every box the model wrote, numbered in order, mapped from the resized frame Qwen2.5-VL writes
-/// in to the original image's pixels.
+/// Every box the model wrote, numbered in order, mapped from the model's frame to the original
+/// image's pixels.
 pub fn boxes_in_original(
     parsed: &ParsedCompletion,
-    processed: ImageSize,
+    frame: BoxFrame,
     original: ImageSize,
 ) -> Vec<ReportBox> {
-    let frame = BoxFrame::ProcessedPixels { processed };
     let thresholds = DegenerateThresholds::default();
     parsed
         .boxes
@@ -205,28 +205,10 @@ pub fn boxes_in_original(
         .collect()
 }
 
-/// Only Qwen2.5-VL checkpoints run here so far; say so instead of failing on a missing tensor.
-fn check_model_family(dir: &Path) -> anyhow::Result<()> {
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading the model config {}", path.display()))?;
-    let config: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
-    match config.get("model_type").and_then(|v| v.as_str()) {
-        Some("qwen2_5_vl") => Ok(()),
-        Some(other) => bail!(
-            "{}: model_type `{other}` is not supported (Qwen2.5-VL checkpoints are)",
-            path.display()
-        ),
-        None => bail!("{}: no `model_type`", path.display()),
-    }
-}
-
 struct Generate<'a> {
     args: &'a Args,
-    tokenizer: &'a ChatTokenizer,
-    encoded: &'a EncodedPrompt,
-    processed: &'a ProcessedImage,
+    processor: &'a Processor,
+    prompt: &'a Prompt,
 }
 
 impl OnBackend for Generate<'_> {
@@ -235,18 +217,11 @@ impl OnBackend for Generate<'_> {
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let Generate {
             args,
-            tokenizer,
-            encoded,
-            processed,
+            processor,
+            prompt,
         } = self;
-        let model = Qwen2_5Vl::<B>::load(&args.model, &device)?;
-        let prompt = Prompt {
-            ids: encoded.input_ids.clone(),
-            images: vec![ImageInput {
-                pixel_values: processed.pixel_values.clone(),
-                grid: processed.grid_thw,
-            }],
-        };
+        let tokenizer = &processor.tokenizer;
+        let model = Vlm::<B>::load(&args.model, &device)?;
         let stop_strings = match args.prompt {
             Style::Direct => Vec::new(),
             Style::Grit | Style::Sft => vec![ANSWER_END.to_string()],
@@ -261,7 +236,7 @@ impl OnBackend for Generate<'_> {
             },
             eos_token_ids: tokenizer.eos_token_ids().to_vec(),
             stop_strings,
-            suppress_tokens: tokenizer.vision_tokens().ids(),
+            suppress_tokens: processor.suppress_tokens(),
         };
         let detokenize = |ids: &[u32]| tokenizer.decode(ids, false).unwrap_or_default();
         let mut stream = tokenizer.stream_decoder(true);
@@ -275,7 +250,13 @@ impl OnBackend for Generate<'_> {
         };
         let on_token: Option<&mut dyn FnMut(usize, u32)> =
             (!args.json).then_some(&mut on_token as &mut dyn FnMut(usize, u32));
-        let mut completions = generate(&model, &[prompt], &config, Some(&detokenize), on_token)?;
+        let mut completions = generate(
+            &model,
+            std::slice::from_ref(prompt),
+            &config,
+            Some(&detokenize),
+            on_token,
+        )?;
         Ok(completions.remove(0))
     }
 }
@@ -392,7 +373,8 @@ mod tests {
                     and the disc [367, 156, 490, 280] </think>\n<rethink> one square [92, 62, 214, 187] \
                     </rethink>\n<answer> 1 </answer>";
         let parsed = ParsedCompletion::parse(text);
-        let boxes = boxes_in_original(&parsed, SEEN, PHOTO);
+        let seen = BoxFrame::ProcessedPixels { processed: SEEN };
+        let boxes = boxes_in_original(&parsed, seen, PHOTO);
         let regions: Vec<Region> = boxes.iter().map(|b| b.region).collect();
         assert_eq!(regions, [Region::Think, Region::Think, Region::Rethink]);
         assert_eq!(boxes[0].label.as_deref(), Some("square"));
@@ -424,5 +406,12 @@ mod tests {
         let disc_edge = drawn.get_pixel(d_x2.round() as u32, ((d_y1 + d_y2) / 2.0) as u32);
         assert_eq!(disc_edge.0, region_color(Region::Think));
         assert!(!dir.path().join("annotated.partial.png").exists());
+
+        // InternVL3 writes 0–1000: x · 1920/1000, y · 1080/1000.
+        let boxes = boxes_in_original(&parsed, BoxFrame::Normalized1000, PHOTO);
+        let expected = [704.64, 168.48, 940.8, 302.4];
+        for (got, want) in boxes[1].pixels.xyxy.into_iter().zip(expected) {
+            assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        }
     }
 }

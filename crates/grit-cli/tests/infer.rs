@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use grit_data::preprocess::smart_resize;
+use grit_data::prompt::ChatTokenizer;
+use grit_data::synthetic::add_internvl_tokens;
 use grit_model::backend::Cpu;
+use grit_model::internvl3::InternVl3Config;
 use grit_model::qwen2_5_vl::Qwen2_5VlConfig;
 use grit_model::weights::StoreDtype;
 
@@ -30,6 +33,30 @@ fn tiny_checkpoint() -> tempfile::TempDir {
     ] {
         std::fs::copy(tokenizer_fixture().join(file), dir.path().join(file)).unwrap();
     }
+    dir
+}
+
+/// A tiny random InternVL3 (448-px tiles of 256 tokens) with the Qwen2.5 tokenizer plus
+/// InternVL's `<img>`, `</img>`, `<IMG_CONTEXT>`, which take the ids InternVL3's own tokenizer
+/// gives them (151665–151667).
+fn tiny_internvl_checkpoint() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    InternVl3Config::tiny()
+        .init::<Cpu>(&Default::default())
+        .save(dir.path(), StoreDtype::Bf16)
+        .unwrap();
+    for file in ["tokenizer_config.json", "generation_config.json"] {
+        std::fs::copy(tokenizer_fixture().join(file), dir.path().join(file)).unwrap();
+    }
+    let mut tokenizer = ChatTokenizer::from_dir(tokenizer_fixture())
+        .unwrap()
+        .tokenizer()
+        .clone();
+    add_internvl_tokens(&mut tokenizer);
+    assert_eq!(tokenizer.token_to_id("<IMG_CONTEXT>"), Some(151_667));
+    tokenizer
+        .save(dir.path().join("tokenizer.json"), false)
+        .unwrap();
     dir
 }
 
@@ -97,7 +124,7 @@ fn a_question_about_a_photo_runs_end_to_end() {
         report["processed_size"],
         serde_json::json!({"width": w, "height": h})
     );
-    assert_eq!(report["grid_thw"], serde_json::json!([1, h / 14, w / 14]));
+    assert_eq!(report["family"], "Qwen2.5-VL");
     // The chat template and the question around (h/28)·(w/28) image tokens.
     let prompt_tokens = report["prompt_tokens"].as_u64().unwrap() as usize;
     assert!(prompt_tokens > (h / 28) * (w / 28) + 60, "{prompt_tokens}");
@@ -115,6 +142,42 @@ fn a_question_about_a_photo_runs_end_to_end() {
     assert!(report["boxes"].is_array());
     let written = image::open(&annotated).unwrap();
     assert_eq!((written.width(), written.height()), (1920, 1080));
+}
+
+#[test]
+fn an_internvl3_checkpoint_is_told_by_its_config_and_tiled() {
+    let model = tiny_internvl_checkpoint();
+    let work = tempfile::tempdir().unwrap();
+    let image = photo(work.path());
+    let output = ask(
+        model.path(),
+        &image,
+        "How many red squares are there?",
+        &["--max-new-tokens", "6", "--json"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["family"], "InternVL3");
+    // 16:9 with at most 2 tiles: a 2×1 grid of 448-px tiles, plus the thumbnail.
+    assert_eq!(
+        report["processed_size"],
+        serde_json::json!({"width": 896, "height": 448})
+    );
+    let prompt_tokens = report["prompt_tokens"].as_u64().unwrap();
+    assert!(
+        (3 * 256 + 40..3 * 256 + 200).contains(&prompt_tokens),
+        "{prompt_tokens}"
+    );
+    assert!(
+        !report["completion"]
+            .as_str()
+            .unwrap()
+            .contains("<IMG_CONTEXT>")
+    );
 }
 
 #[test]

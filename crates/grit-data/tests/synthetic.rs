@@ -208,6 +208,21 @@ fn answers_are_balanced() {
 }
 
 #[test]
+fn min_count_removes_the_smaller_counts_only() {
+    let config = ShapesConfig {
+        min_count: 2,
+        ..Default::default()
+    };
+    let items = generate(&config, SEED, 300);
+    let mut by_count = BTreeMap::<usize, usize>::new();
+    for (_, count) in counts(&items) {
+        *by_count.entry(count).or_default() += 1;
+    }
+    assert_eq!(by_count.keys().copied().collect::<Vec<_>>(), [2, 3, 4]);
+    assert!(items.iter().any(|i| i.sample.dataset != COUNT_DATASET));
+}
+
+#[test]
 fn written_split_loads_and_checks_clean() {
     let dir = tempfile::tempdir().unwrap();
     let items = &ITEMS[..30];

@@ -9,6 +9,8 @@ pub mod internvl3;
 pub mod kv_cache;
 pub mod nn;
 pub mod qwen2_5_vl;
+pub mod vlm;
 pub mod weights;
 
 pub use error::{Error, Result};
+pub use vlm::{Family, Prompt, Vlm};

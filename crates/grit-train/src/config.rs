@@ -11,6 +11,7 @@ use grit_judge::JudgeConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::optim::{AdamWConfig, Schedule};
+use crate::processor::ProcessorOptions;
 
 /// `configs/shapes-tiny.toml`, what `grit-train` runs without `--config`.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/shapes-tiny.toml");
@@ -70,12 +71,25 @@ pub struct DataConfig {
     /// when it has none).
     pub min_pixels: Option<usize>,
     pub max_pixels: Option<usize>,
+    /// InternVL3's tile limit (`None`: GRIT's 2).
+    pub max_tiles: Option<usize>,
 }
 
-/// The laptop demo: synthetic shapes, a tokenizer and a small Qwen2.5-VL built for them.
+/// The model family the demo builds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DemoFamily {
+    #[default]
+    #[serde(rename = "qwen2_5_vl")]
+    Qwen2_5Vl,
+    #[serde(rename = "internvl3")]
+    InternVl3,
+}
+
+/// The laptop demo: synthetic shapes, a tokenizer and a small model built for them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
+    pub family: DemoFamily,
     pub shapes: ShapesConfig,
     pub train_samples: usize,
     pub heldout_samples: usize,
@@ -93,6 +107,7 @@ pub struct DemoConfig {
 impl Default for DemoConfig {
     fn default() -> Self {
         Self {
+            family: DemoFamily::default(),
             shapes: ShapesConfig::default(),
             train_samples: 2000,
             heldout_samples: 100,
@@ -210,6 +225,8 @@ impl Default for GrpoConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RewardsConfig {
+    /// `compat` reproduces the official code, quirks included; `fixed` repairs them. The run's
+    /// InternVL3 prompts follow it too (compat: without the assistant header).
     pub mode: Mode,
     /// Weight per reward, by official function name (absent: 0).
     pub weights: std::collections::BTreeMap<String, f64>,
@@ -286,6 +303,16 @@ impl RunConfig {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("the config serializes")
+    }
+
+    /// How images and questions become prompts, as far as the run decides it.
+    pub fn processor_options(&self) -> ProcessorOptions {
+        ProcessorOptions {
+            min_pixels: self.data.min_pixels,
+            max_pixels: self.data.max_pixels,
+            max_tiles: self.data.max_tiles,
+            mode: self.rewards.mode,
+        }
     }
 
     /// The reward configuration the reward functions take.

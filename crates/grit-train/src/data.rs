@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use anyhow::Context;
 use grit_data::completion::{BoxFrame, ImageSize};
 use grit_data::dataset::{DataSource, LoadOptions, Record, load};
-use grit_data::preprocess::{PreprocessConfig, load_image, preprocess};
-use grit_data::prompt::{ChatTokenizer, PromptStyle, user_message};
-use grit_model::qwen2_5_vl::{ImageInput, Prompt};
+use grit_data::preprocess::load_image;
+use grit_data::prompt::PromptStyle;
+use grit_model::Prompt;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+
+use crate::processor::Processor;
 
 /// One sample, ready for the model.
 #[derive(Debug, Clone)]
@@ -19,16 +21,10 @@ pub struct Example {
     pub record: Record,
     pub prompt: Prompt,
     pub original: ImageSize,
-    /// The frame the model's boxes are in (Qwen2.5-VL: pixels of the resized image).
+    /// The size the model saw (Qwen2.5-VL: the resized image; InternVL3: the tile grid).
     pub processed: ImageSize,
-}
-
-impl Example {
-    pub fn frame(&self) -> BoxFrame {
-        BoxFrame::ProcessedPixels {
-            processed: self.processed,
-        }
-    }
+    /// The frame the model's boxes are in.
+    pub frame: BoxFrame,
 }
 
 /// Pairs files with image folders: one folder per file, or one for all.
@@ -40,8 +36,7 @@ pub fn sources(files: &[PathBuf], images: &[PathBuf]) -> anyhow::Result<Vec<Data
 pub fn prepare(
     sources: &[DataSource],
     skip_bad_lines: bool,
-    tokenizer: &ChatTokenizer,
-    preprocess_config: &PreprocessConfig,
+    processor: &Processor,
     style: PromptStyle,
 ) -> anyhow::Result<Vec<Example>> {
     let loaded = load(sources, LoadOptions { skip_bad_lines })?;
@@ -53,38 +48,21 @@ pub fn prepare(
         .into_iter()
         .map(|record| {
             let at = format!("{}:{}", record.at.file.display(), record.at.line);
-            example(record, tokenizer, preprocess_config, style).with_context(|| at)
+            example(record, processor, style).with_context(|| at)
         })
         .collect()
 }
 
-fn example(
-    record: Record,
-    tokenizer: &ChatTokenizer,
-    preprocess_config: &PreprocessConfig,
-    style: PromptStyle,
-) -> anyhow::Result<Example> {
+fn example(record: Record, processor: &Processor, style: PromptStyle) -> anyhow::Result<Example> {
     let image = load_image(&record.image_path)?;
-    let processed = preprocess(&image, preprocess_config)
+    let encoded = processor
+        .encode(&image, &record.sample.question, style)
         .with_context(|| format!("preprocessing {}", record.image_path.display()))?;
-    let message = user_message(1, &record.sample.question, style);
-    let encoded = tokenizer.encode_chat(&[message], &[processed.grid_thw])?;
     Ok(Example {
-        original: ImageSize {
-            width: image.width(),
-            height: image.height(),
-        },
-        processed: ImageSize {
-            width: processed.processed_size.0 as u32,
-            height: processed.processed_size.1 as u32,
-        },
-        prompt: Prompt {
-            ids: encoded.input_ids,
-            images: vec![ImageInput {
-                pixel_values: processed.pixel_values,
-                grid: processed.grid_thw,
-            }],
-        },
+        prompt: encoded.prompt,
+        original: encoded.original,
+        processed: encoded.processed,
+        frame: encoded.frame,
         record,
     })
 }

@@ -12,13 +12,13 @@ use grit_data::completion::ImageSize;
 use grit_data::metrics::{
     GroundingConfig, MetricsSummary, SampleInput, SampleMetrics, evaluate_sample,
 };
-use grit_data::prompt::ChatTokenizer;
 use grit_data::rewards::{self, Judge, RewardConfig, answer_accuracy_reward};
 use grit_model::generate::{FinishReason, GenerationConfig, Sampling, generate};
-use grit_model::qwen2_5_vl::{Prompt, Qwen2_5Vl};
+use grit_model::{Prompt, Vlm};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Example;
+use crate::processor::Processor;
 use crate::rollout::{ANSWER_END, RolloutBox, boxes};
 use crate::rundir::{JsonlWriter, read_jsonl, write_atomic};
 
@@ -65,8 +65,8 @@ fn item_id(example: &Example) -> String {
 /// `summary.md` over all rows. `on_batch` is told how many items are done.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate<B: Backend>(
-    model: &Qwen2_5Vl<B>,
-    tokenizer: &ChatTokenizer,
+    model: &Vlm<B>,
+    processor: &Processor,
     examples: &[Example],
     judge: &mut dyn Judge,
     rewards: &RewardConfig,
@@ -87,12 +87,13 @@ pub fn evaluate<B: Backend>(
         .iter()
         .filter(|e| !done.contains(&item_id(e)))
         .collect();
+    let tokenizer = &processor.tokenizer;
     let generation = GenerationConfig {
         max_new_tokens: settings.max_new_tokens,
         sampling: Sampling::greedy(),
         eos_token_ids: tokenizer.eos_token_ids().to_vec(),
         stop_strings: vec![ANSWER_END.to_owned()],
-        suppress_tokens: tokenizer.vision_tokens().ids(),
+        suppress_tokens: processor.suppress_tokens(),
     };
     let detokenize = |ids: &[u32]| tokenizer.decode(ids, true).unwrap_or_default();
     let mut finished = examples.len() - todo.len();
@@ -153,7 +154,7 @@ fn score_item(
             judge_score,
             gt_boxes: s.gt_boxes(),
             image: example.original,
-            frame: example.frame(),
+            frame: example.frame,
         },
         grounding,
     );

@@ -15,7 +15,7 @@
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
-use grit_model::qwen2_5_vl::{Prompt, Qwen2_5Vl};
+use grit_model::{Prompt, Vlm};
 
 use crate::config::LossNormalization;
 
@@ -55,11 +55,11 @@ pub struct LossStats {
 
 /// The loss of one micro-batch, ready for `backward`.
 pub fn grpo_loss<B: Backend>(
-    policy: &Qwen2_5Vl<Autodiff<B>>,
+    policy: &Vlm<Autodiff<B>>,
     rows: &[Row<'_>],
     settings: &LossSettings,
 ) -> anyhow::Result<(Tensor<Autodiff<B>, 1>, LossStats)> {
-    let device = policy.device().clone();
+    let device = policy.device();
     let batch = rows.len();
     let sequences: Vec<Prompt> = rows.iter().map(|r| r.sequence.clone()).collect();
     let targets: Vec<usize> = rows.iter().map(|r| r.targets).collect();
@@ -141,7 +141,7 @@ pub fn grpo_loss<B: Backend>(
 
 /// Log-probs of each row's targets, row by row (no padding), without gradients.
 pub fn target_logprobs<B: Backend>(
-    model: &Qwen2_5Vl<B>,
+    model: &Vlm<B>,
     sequences: &[Prompt],
     targets: &[usize],
     chunk: usize,
@@ -171,26 +171,22 @@ mod tests {
     use super::*;
     use crate::optim::{AdamW, AdamWConfig};
     use burn::optim::GradientsParams;
+    use grit_model::Family;
     use grit_model::backend::Cpu;
     use grit_model::qwen2_5_vl::{Qwen2_5VlConfig, TextConfig, VisionConfig};
 
     type B = Autodiff<Cpu>;
 
-    fn tiny_model() -> Qwen2_5Vl<B> {
+    fn tiny_model() -> Vlm<B> {
         let device = Default::default();
         Cpu::seed(&device, 7);
         let text = TextConfig::new(64, 32, 64, 1, 2, 1, [2, 3, 3]);
         let vision = VisionConfig::new(1, 16, 2, 32, 32, vec![0]);
-        Qwen2_5VlConfig::new(text, vision)
-            .init::<Cpu>(&device)
-            .trainable()
+        Vlm::from(Qwen2_5VlConfig::new(text, vision).init::<Cpu>(&device)).trainable()
     }
 
     fn sequences() -> (Vec<Prompt>, Vec<usize>) {
-        let prompt = |ids: &[u32]| Prompt {
-            ids: ids.to_vec(),
-            images: Vec::new(),
-        };
+        let prompt = |ids: &[u32]| Prompt::text(Family::Qwen2_5Vl, ids.to_vec());
         (
             vec![
                 prompt(&[3, 9, 4, 17, 8, 2]),
@@ -323,11 +319,9 @@ mod tests {
             let mut s = settings(LossNormalization::Sequence, 0.0, None);
             s.step_sequences = 1;
             let (loss, _) = grpo_loss(&model, &rows, &s).unwrap();
-            let grads = GradientsParams::from_grads(loss.backward(), &model.module);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
             let mut adamw = AdamW::new(AdamWConfig::default());
-            let mut model = model;
-            let (module, _) = adamw.step(model.module, grads, 1e-2);
-            model.module = module;
+            let (model, _) = adamw.step(model, grads, 1e-2);
             let after: f32 = target_logprobs(&model.valid(), &seqs[..1], &targets[..1], 2).unwrap()
                 [0]
             .iter()

@@ -1,4 +1,4 @@
-//! `grit-train`: GRPO-GR on a Qwen2.5-VL checkpoint, or, with no arguments, the laptop demo.
+//! `grit-train`: GRPO-GR on a Qwen2.5-VL or InternVL3 checkpoint, or, with no arguments, the laptop demo.
 
 use std::path::PathBuf;
 
@@ -31,7 +31,7 @@ struct RunArgs {
     /// A TOML run config (default: the embedded configs/shapes-tiny.toml).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// An HF Qwen2.5-VL checkpoint directory to start from.
+    /// An HF checkpoint directory (Qwen2.5-VL or InternVL3, told by its config.json) to start from.
     #[arg(long, global = true)]
     model: Option<PathBuf>,
     /// Training JSONL files (GRIT schema), comma-separated.

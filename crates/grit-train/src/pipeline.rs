@@ -7,19 +7,23 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::tensor::backend::Backend;
+use grit_data::completion::BoxFrame;
 use grit_data::dataset::DataSource;
 use grit_data::metrics::MetricsSummary;
-use grit_data::preprocess::PreprocessConfig;
+use grit_data::prompt::internvl::IMG_CONTEXT;
 use grit_data::prompt::{ChatTokenizer, PromptStyle};
 use grit_data::synthetic::{self, Item};
+use grit_model::Vlm;
 use grit_model::backend::OnBackend;
-use grit_model::qwen2_5_vl::{Qwen2_5Vl, Qwen2_5VlConfig, TextConfig, VisionConfig};
+use grit_model::internvl3::{self, InternVl3Config};
+use grit_model::qwen2_5_vl::{self, Qwen2_5VlConfig, TextConfig};
 use grit_model::weights::StoreDtype;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DemoConfig, RunConfig};
+use crate::config::{DemoConfig, DemoFamily, RunConfig};
 use crate::data::{Example, derive_seed, prepare, sources};
 use crate::evaluate::markdown_table;
+use crate::processor::Processor;
 use crate::progress::Progress;
 use crate::rundir::{JsonlWriter, RunDir, copy_tokenizer_files, write_atomic};
 use crate::sft::{Demonstration, warm_start};
@@ -88,19 +92,18 @@ fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let tokenizer = ChatTokenizer::from_dir(&initial_model)?;
-    let preprocess = preprocess_config(config, &initial_model)?;
+    let processor = Processor::from_dir(&initial_model, &config.processor_options())?;
     let style = config.grpo.prompt;
     let skip = config.data.skip_bad_lines;
-    let train_examples = prepare(&train_sources, skip, &tokenizer, &preprocess, style)?;
-    let heldout = prepare(&heldout_sources, skip, &tokenizer, &preprocess, style)?;
+    let train_examples = prepare(&train_sources, skip, &processor, style)?;
+    let heldout = prepare(&heldout_sources, skip, &processor, style)?;
     let rewards = config.reward_config()?;
     let mut judge = config.judge.build(rewards.mode)?;
     let setup = Setup {
         config,
         run: p.run,
         initial_model: &initial_model,
-        tokenizer: &tokenizer,
+        processor: &processor,
         train: &train_examples,
         heldout: &heldout,
         rewards: &rewards,
@@ -112,7 +115,7 @@ fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
             return anyhow::Ok(None);
         }
         let t = Instant::now();
-        let model = Qwen2_5Vl::<B>::load(model, device)?;
+        let model = Vlm::<B>::load(model, device)?;
         let summary = run_eval(&setup, &model, judge.as_mut(), name, progress)?;
         eval_seconds += t.elapsed().as_secs_f64();
         progress.note(&format!(
@@ -147,17 +150,6 @@ fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn preprocess_config(config: &RunConfig, model: &Path) -> anyhow::Result<PreprocessConfig> {
-    let mut preprocess = PreprocessConfig::from_checkpoint_dir(model)?;
-    if let Some(min) = config.data.min_pixels {
-        preprocess.min_pixels = min;
-    }
-    if let Some(max) = config.data.max_pixels {
-        preprocess.max_pixels = max;
-    }
-    Ok(preprocess)
-}
-
 fn report_markdown(report: &Report) -> String {
     let mut out = String::from("# Run report\n\n");
     for (name, summary) in [
@@ -186,8 +178,8 @@ struct Demo {
     heldout: DataSource,
 }
 
-/// Synthetic shapes, a tokenizer trained on their prompts and traces, a small Qwen2.5-VL sized
-/// for it, and the supervised warm start. A finished warm start (resume) is reused as it is.
+/// Synthetic shapes, a tokenizer trained on their prompts and traces, a small model of the
+/// configured family sized for it, and the supervised warm start. A finished warm start (resume) is reused as it is.
 fn demo<B: Backend>(
     config: &RunConfig,
     run: &RunDir,
@@ -215,33 +207,34 @@ fn demo<B: Backend>(
             heldout,
         });
     }
-    let tokenizer =
+    let mut tokenizer =
         synthetic::build_tokenizer(&synthetic::tokenizer_corpus(&splits.train), demo.vocab_size);
+    if demo.family == DemoFamily::InternVl3 {
+        synthetic::add_internvl_tokens(&mut tokenizer);
+    }
     synthetic::write_tokenizer_dir(&base, &tokenizer, demo.shapes.image_size)?;
     let chat = ChatTokenizer::from_dir(&base)?;
     B::seed(device, derive_seed(config.seed, "init", 0));
-    let model_config = demo_model_config(demo, &chat)?;
-    model_config
-        .init::<B>(device)
-        .save(&base, StoreDtype::F32)?;
+    let model = demo_model::<B>(demo, &chat, device)?;
+    model.save(&base, StoreDtype::F32)?;
     progress.note(&format!(
-        "demo: {} train / {} held-out images, tokenizer of {} tokens, model in {}",
+        "demo: {} train / {} held-out images, tokenizer of {} tokens, {} in {}",
         splits.train.len(),
         splits.heldout.len(),
-        model_config.text.vocab_size,
+        model.vocab_size(),
+        model.family().name(),
         base.display()
     ));
 
-    let preprocess = preprocess_config(config, &base)?;
+    let processor = Processor::from_dir(&base, &config.processor_options())?;
     let examples = prepare(
         std::slice::from_ref(&train),
         false,
-        &chat,
-        &preprocess,
+        &processor,
         PromptStyle::Grit,
     )?;
     let demonstrations = demonstrations(&splits.train, &examples, &chat)?;
-    let model = Qwen2_5Vl::<B>::load(&base, device)?.trainable();
+    let model = model.trainable();
     let mut log = JsonlWriter::append_to(&dir.join("sft_metrics.jsonl"))?;
     let model = warm_start(
         model,
@@ -280,9 +273,13 @@ fn demonstrations<'a>(
         .iter()
         .zip(examples)
         .map(|(item, example)| {
+            let (width, height) = match example.frame {
+                BoxFrame::ProcessedPixels { processed } => (processed.width, processed.height),
+                BoxFrame::Normalized1000 => (1000, 1000),
+            };
             let scale = [
-                f64::from(example.processed.width) / f64::from(example.original.width),
-                f64::from(example.processed.height) / f64::from(example.original.height),
+                f64::from(width) / f64::from(example.original.width),
+                f64::from(height) / f64::from(example.original.height),
             ];
             let mut completion = tokenizer.encode(&synthetic::grounded_trace(item, scale))?;
             completion.push(im_end);
@@ -294,42 +291,71 @@ fn demonstrations<'a>(
         .collect()
 }
 
-/// A Qwen2.5-VL of the demo's size whose vocabulary and vision tokens are the tokenizer's.
-fn demo_model_config(
+/// A randomly initialized model of the demo's family and size whose vocabulary and image
+/// tokens are the tokenizer's.
+fn demo_model<B: Backend>(
     demo: &DemoConfig,
     tokenizer: &ChatTokenizer,
-) -> anyhow::Result<Qwen2_5VlConfig> {
+    device: &B::Device,
+) -> anyhow::Result<Vlm<B>> {
     let vocab = tokenizer.tokenizer().get_vocab_size(true);
     let head_dim = demo.hidden_size / demo.heads;
     anyhow::ensure!(
         head_dim.is_multiple_of(8) && demo.hidden_size.is_multiple_of(demo.heads),
         "[demo] hidden_size / heads must be a multiple of 8"
     );
-    // Qwen2.5-VL splits the rotary half-dimension 16:24:24 between time, height and width.
     let half = head_dim / 2;
-    let temporal = half / 4;
-    let height = (half - temporal) / 2;
-    let text = TextConfig::new(
-        vocab,
-        demo.hidden_size,
-        demo.intermediate_size,
-        demo.layers,
-        demo.heads,
-        demo.kv_heads,
-        [temporal, height, half - temporal - height],
-    );
-    let vision = VisionConfig::new(
-        demo.vision_depth,
-        demo.vision_hidden_size,
-        demo.vision_heads,
-        demo.vision_hidden_size * 2,
-        demo.hidden_size,
-        vec![demo.vision_depth - 1],
-    );
-    let vt = tokenizer.vision_tokens();
-    let mut config = Qwen2_5VlConfig::new(text, vision).with_tie_word_embeddings(true);
-    config.image_token_id = vt.image_pad;
-    config.vision_start_token_id = vt.start;
-    config.vision_end_token_id = vt.end;
-    Ok(config)
+    let text = |mrope_section| {
+        TextConfig::new(
+            vocab,
+            demo.hidden_size,
+            demo.intermediate_size,
+            demo.layers,
+            demo.heads,
+            demo.kv_heads,
+            mrope_section,
+        )
+    };
+    Ok(match demo.family {
+        DemoFamily::Qwen2_5Vl => {
+            // Qwen2.5-VL splits the rotary half-dimension 16:24:24 between time, height and
+            // width.
+            let temporal = half / 4;
+            let height = (half - temporal) / 2;
+            let vision = qwen2_5_vl::VisionConfig::new(
+                demo.vision_depth,
+                demo.vision_hidden_size,
+                demo.vision_heads,
+                demo.vision_hidden_size * 2,
+                demo.hidden_size,
+                vec![demo.vision_depth - 1],
+            );
+            let vt = tokenizer.vision_tokens();
+            let mut config =
+                Qwen2_5VlConfig::new(text([temporal, height, half - temporal - height]), vision)
+                    .with_tie_word_embeddings(true);
+            config.image_token_id = vt.image_pad;
+            config.vision_start_token_id = vt.start;
+            config.vision_end_token_id = vt.end;
+            Vlm::from(config.init::<B>(device))
+        }
+        DemoFamily::InternVl3 => {
+            // One tile per (square) image, at the images' own size.
+            let vision = internvl3::VisionConfig::new(
+                demo.vision_hidden_size,
+                demo.vision_depth,
+                demo.vision_heads,
+                demo.vision_hidden_size * 2,
+            )
+            .with_image_size(demo.shapes.image_size as usize);
+            let image_token_id = tokenizer
+                .tokenizer()
+                .token_to_id(IMG_CONTEXT)
+                .context("the demo tokenizer has no <IMG_CONTEXT>")?;
+            let config = InternVl3Config::new(text([half, 0, 0]), vision)
+                .with_image_token_id(image_token_id)
+                .with_tie_word_embeddings(true);
+            Vlm::from(config.init::<B>(device))
+        }
+    })
 }

@@ -10,7 +10,7 @@ use grit_data::rewards::{
     self, Judge, JudgeQuery, Mode, RewardConfig, RewardError, RewardKind, judge::judge_query,
 };
 use grit_model::generate::{FinishReason, GenerationConfig, Sampling, generate};
-use grit_model::qwen2_5_vl::{Prompt, Qwen2_5Vl};
+use grit_model::{Prompt, Vlm};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Example;
@@ -34,7 +34,7 @@ pub struct Rollout {
 
 /// Samples `group_size` completions for each example, `batch` sequences per generate call.
 pub fn sample<B: Backend>(
-    model: &Qwen2_5Vl<B>,
+    model: &Vlm<B>,
     tokenizer: &ChatTokenizer,
     examples: &[&Example],
     group_size: usize,
@@ -153,7 +153,7 @@ pub fn score(
             &e.record.sample.answer,
             &e.record.sample.question,
         );
-        s.frame = Some((e.frame(), e.original));
+        s.frame = Some((e.frame, e.original));
         s
     };
     let mut answered = Answered(HashMap::new());
@@ -237,7 +237,7 @@ pub fn boxes(text: &str, example: &Example) -> Vec<RolloutBox> {
             region: b.region,
             label: b.label.clone(),
             pixels: example
-                .frame()
+                .frame
                 .to_pixels(b.coords, example.original, &thresholds),
             span: [b.span.start, b.span.end],
         })

@@ -6,7 +6,7 @@ use burn::backend::Autodiff;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
-use grit_model::qwen2_5_vl::{Prompt, Qwen2_5Vl};
+use grit_model::{Prompt, Vlm};
 use serde::{Deserialize, Serialize};
 
 use crate::config::SftConfig;
@@ -33,19 +33,19 @@ pub struct SftMetrics {
 /// Trains on the demonstrations for `config.steps` steps of `config.batch` each, in a seeded
 /// order; calls `log` after every step.
 pub fn warm_start<B: Backend>(
-    mut model: Qwen2_5Vl<Autodiff<B>>,
+    mut model: Vlm<Autodiff<B>>,
     demonstrations: &[Demonstration<'_>],
     config: &SftConfig,
     seed: u64,
     progress: &mut Progress,
     log: &mut dyn FnMut(&SftMetrics) -> anyhow::Result<()>,
-) -> anyhow::Result<Qwen2_5Vl<Autodiff<B>>> {
+) -> anyhow::Result<Vlm<Autodiff<B>>> {
     anyhow::ensure!(
         !demonstrations.is_empty(),
         "no demonstrations to warm up on"
     );
     let mut optimizer = AdamW::new(AdamWConfig::default());
-    let device = model.device().clone();
+    let device = model.device();
     let seed = derive_seed(seed, "sft", 0);
     progress.start("sft", 0, config.steps as u64);
     for step in 0..config.steps {
@@ -54,12 +54,7 @@ pub fn warm_start<B: Backend>(
             .iter()
             .map(|&i| {
                 let d = &demonstrations[i];
-                let mut ids = d.example.prompt.ids.clone();
-                ids.extend_from_slice(&d.completion);
-                Prompt {
-                    ids,
-                    images: d.example.prompt.images.clone(),
-                }
+                d.example.prompt.extended(&d.completion)
             })
             .collect();
         let targets: Vec<usize> = batch
@@ -86,9 +81,9 @@ pub fn warm_start<B: Backend>(
             config.steps,
         );
         let loss_value = loss.clone().into_scalar().elem::<f64>();
-        let grads = GradientsParams::from_grads(loss.backward(), &model.module);
-        let (module, report) = optimizer.step(model.module, grads, lr);
-        model.module = module;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let report;
+        (model, report) = optimizer.step(model, grads, lr);
         log(&SftMetrics {
             step: step as u64 + 1,
             loss: loss_value,

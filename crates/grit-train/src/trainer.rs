@@ -14,14 +14,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::backend::Autodiff;
-use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::Backend;
 use grit_data::metrics::{Aggregate, GroundingConfig};
-use grit_data::prompt::ChatTokenizer;
 use grit_data::rewards::{Judge, RewardConfig, RewardKind};
+use grit_model::Vlm;
 use grit_model::generate::{FinishReason, GenerationConfig, Sampling};
-use grit_model::qwen2_5_vl::{Prompt, Qwen2_5Vl, Qwen2_5VlForConditionalGeneration};
 use grit_model::weights::StoreDtype;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +28,7 @@ use crate::data::{Example, derive_seed, step_indices};
 use crate::evaluate::{EvalSettings, evaluate};
 use crate::loss::{LossSettings, LossStats, Row, grpo_loss, target_logprobs};
 use crate::optim::{AdamW, learning_rate};
+use crate::processor::Processor;
 use crate::progress::Progress;
 use crate::rollout::{self, ANSWER_END, Rollout, RolloutRow, Scored, advantages, boxes};
 use crate::rundir::{JsonlWriter, RunDir, copy_tokenizer_files, write_atomic};
@@ -82,7 +81,7 @@ pub struct Setup<'a> {
     pub run: &'a RunDir,
     /// Where the initial policy was loaded from (also its tokenizer files).
     pub initial_model: &'a Path,
-    pub tokenizer: &'a ChatTokenizer,
+    pub processor: &'a Processor,
     pub train: &'a [Example],
     pub heldout: &'a [Example],
     pub rewards: &'a RewardConfig,
@@ -99,18 +98,18 @@ pub fn train<B: Backend>(
     let grpo = &setup.config.grpo;
     anyhow::ensure!(grpo.group_size >= 2, "[grpo] group_size must be at least 2");
     anyhow::ensure!(!setup.train.is_empty(), "no training examples");
-    let (mut policy, mut optimizer, start) = match resume_point(setup.run, resume)? {
+    let (policy, mut optimizer, start) = match resume_point(setup.run, resume)? {
         Some((step, dir)) => {
             progress.note(&format!(
                 "resuming after step {step} from {}",
                 dir.display()
             ));
-            let policy = Qwen2_5Vl::<B>::load(&dir, device)?;
+            let policy = Vlm::<B>::load(&dir, device)?;
             let optimizer = AdamW::load(grpo.optimizer.clone(), &dir.join(OPTIMIZER_STATE))?;
             (policy, optimizer, step)
         }
         None => (
-            Qwen2_5Vl::<B>::load(setup.initial_model, device)
+            Vlm::<B>::load(setup.initial_model, device)
                 .with_context(|| format!("loading {}", setup.initial_model.display()))?,
             AdamW::new(grpo.optimizer.clone()),
             0,
@@ -118,14 +117,11 @@ pub fn train<B: Backend>(
     };
     truncate_logs(setup.run, start)?;
     let reference = (grpo.beta != 0.0)
-        .then(|| Qwen2_5Vl::<B>::load(setup.initial_model, device))
+        .then(|| Vlm::<B>::load(setup.initial_model, device))
         .transpose()?;
-    if grpo.freeze_vision {
-        policy.module.model.visual = policy.module.model.visual.no_grad();
-    }
     let mut policy = policy.trainable();
     if grpo.freeze_vision {
-        policy.module.model.visual = policy.module.model.visual.no_grad();
+        policy = policy.freeze_vision();
     }
 
     let mut metrics_log = JsonlWriter::append_to(&setup.run.metrics())?;
@@ -145,7 +141,7 @@ pub fn train<B: Backend>(
 
         let rollouts = rollout::sample(
             &policy.valid(),
-            setup.tokenizer,
+            &setup.processor.tokenizer,
             &examples,
             grpo.group_size,
             grpo.rollout_batch,
@@ -254,9 +250,9 @@ fn generation(setup: &Setup<'_>, seed: u64) -> GenerationConfig {
             top_p: grpo.top_p,
             seed,
         },
-        eos_token_ids: setup.tokenizer.eos_token_ids().to_vec(),
+        eos_token_ids: setup.processor.tokenizer.eos_token_ids().to_vec(),
         stop_strings: vec![ANSWER_END.to_owned()],
-        suppress_tokens: setup.tokenizer.vision_tokens().ids(),
+        suppress_tokens: setup.processor.suppress_tokens(),
     }
 }
 
@@ -273,16 +269,16 @@ struct UpdateReport {
 /// Steps 4–5: reference and old log-probs, then `updates_per_batch` optimizer steps.
 #[allow(clippy::too_many_arguments)]
 fn optimize<B: Backend>(
-    mut policy: Qwen2_5Vl<Autodiff<B>>,
+    mut policy: Vlm<Autodiff<B>>,
     optimizer: &mut AdamW,
-    reference: Option<&Qwen2_5Vl<B>>,
+    reference: Option<&Vlm<B>>,
     examples: &[&Example],
     rollouts: &[Rollout],
     advantage: &[f64],
     trained: &[bool],
     config: &RunConfig,
     lr: f64,
-) -> anyhow::Result<(Qwen2_5Vl<Autodiff<B>>, UpdateReport)> {
+) -> anyhow::Result<(Vlm<Autodiff<B>>, UpdateReport)> {
     let grpo = &config.grpo;
     let chosen: Vec<usize> = (0..rollouts.len())
         .filter(|&i| trained[rollouts[i].group])
@@ -292,19 +288,15 @@ fn optimize<B: Backend>(
         return Ok((policy, report));
     }
     let sequence = |i: usize| {
-        let prompt = &examples[rollouts[i].group].prompt;
-        let mut ids = prompt.ids.clone();
-        ids.extend_from_slice(&rollouts[i].train_tokens);
-        Prompt {
-            ids,
-            images: prompt.images.clone(),
-        }
+        examples[rollouts[i].group]
+            .prompt
+            .extended(&rollouts[i].train_tokens)
     };
     let micro = grpo.micro_batch.max(1);
-    let logprobs_of = |model: &Qwen2_5Vl<B>| -> anyhow::Result<Vec<Vec<f32>>> {
+    let logprobs_of = |model: &Vlm<B>| -> anyhow::Result<Vec<Vec<f32>>> {
         let mut all = Vec::with_capacity(chosen.len());
         for batch in chosen.chunks(micro) {
-            let sequences: Vec<Prompt> = batch.iter().map(|&i| sequence(i)).collect();
+            let sequences: Vec<_> = batch.iter().map(|&i| sequence(i)).collect();
             let targets: Vec<usize> = batch
                 .iter()
                 .map(|&i| rollouts[i].train_tokens.len())
@@ -335,8 +327,7 @@ fn optimize<B: Backend>(
     };
     let updates = grpo.updates_per_batch.max(1);
     for _ in 0..updates {
-        let mut accumulator =
-            GradientsAccumulator::<Qwen2_5VlForConditionalGeneration<Autodiff<B>>>::new();
+        let mut accumulator = GradientsAccumulator::<Vlm<Autodiff<B>>>::new();
         let mut sums = LossStats::default();
         for (b, batch) in chosen.chunks(micro).enumerate() {
             let rows: Vec<Row<'_>> = batch
@@ -354,15 +345,15 @@ fn optimize<B: Backend>(
                 })
                 .collect();
             let (loss, stats) = grpo_loss(&policy, &rows, &settings)?;
-            let grads = GradientsParams::from_grads(loss.backward(), &policy.module);
-            accumulator.accumulate(&policy.module, grads);
+            let grads = GradientsParams::from_grads(loss.backward(), &policy);
+            accumulator.accumulate(&policy, grads);
             sums.loss += stats.loss;
             sums.kl_sum += stats.kl_sum;
             sums.tokens += stats.tokens;
             sums.clipped += stats.clipped;
         }
-        let (module, step) = optimizer.step(policy.module, accumulator.grads(), lr);
-        policy.module = module;
+        let step;
+        (policy, step) = optimizer.step(policy, accumulator.grads(), lr);
         report.loss += sums.loss / updates as f64;
         report.kl_sum += sums.kl_sum / updates as f64;
         report.tokens = sums.tokens;
@@ -494,7 +485,7 @@ pub fn relative_to(path: &Path, root: &Path) -> PathBuf {
 /// Evaluates `model` on the held-out examples into `eval/<name>/`.
 pub fn run_eval<B: Backend>(
     setup: &Setup<'_>,
-    model: &Qwen2_5Vl<B>,
+    model: &Vlm<B>,
     judge: &mut dyn Judge,
     name: &str,
     progress: &mut Progress,
@@ -518,7 +509,7 @@ pub fn run_eval<B: Backend>(
     let mut on_batch = |done: usize| progress.eval(name, done, total);
     evaluate(
         model,
-        setup.tokenizer,
+        setup.processor,
         examples,
         judge,
         &rewards,
@@ -531,7 +522,7 @@ pub fn run_eval<B: Backend>(
 /// Writes the policy as an HF directory with the optimizer and trainer state, atomically.
 fn save_checkpoint<B: Backend>(
     setup: &Setup<'_>,
-    policy: &Qwen2_5Vl<B>,
+    policy: &Vlm<B>,
     optimizer: &AdamW,
     step: u64,
 ) -> anyhow::Result<()> {

@@ -19,6 +19,10 @@ pub struct ShapesConfig {
     pub min_objects: usize,
     /// Most shapes in an image; also the largest count a question can have.
     pub max_objects: usize,
+    /// Smallest answer a counting question can have. GRIT's grounded reward pays for a box
+    /// before `<rethink>`, which a correct "0" can never earn, so a run that trains with it
+    /// counts from 1.
+    pub min_count: usize,
     /// Smallest side of a shape's square cell, in pixels.
     pub min_shape_size: u32,
     /// Largest side of a shape's square cell, in pixels.
@@ -33,6 +37,7 @@ impl Default for ShapesConfig {
             image_size: 112,
             min_objects: 1,
             max_objects: 4,
+            min_count: 0,
             min_shape_size: 18,
             max_shape_size: 34,
             counting_fraction: 0.6,
@@ -60,6 +65,12 @@ impl ShapesConfig {
             return Err(format!(
                 "objects per image {}..={} must be a non-empty range starting at 1 or more",
                 self.min_objects, self.max_objects
+            ));
+        }
+        if self.min_count > self.max_objects {
+            return Err(format!(
+                "min_count {} must not exceed max_objects {}",
+                self.min_count, self.max_objects
             ));
         }
         if self.min_shape_size < MIN_SHAPE_SIZE
@@ -102,6 +113,10 @@ mod tests {
             },
             ShapesConfig {
                 max_shape_size: 200,
+                ..Default::default()
+            },
+            ShapesConfig {
+                min_count: 5,
                 ..Default::default()
             },
             ShapesConfig {

@@ -31,7 +31,8 @@ pub use config::ShapesConfig;
 pub use questions::{COUNT_DATASET, Category, Question, Relation, SPATIAL_DATASET, SPATIAL_MARGIN};
 pub use scene::{Color, Object, Shape};
 pub use tokenizer::{
-    SPECIAL_TOKENS, TAG_TOKENS, build_tokenizer, tokenizer_corpus, write_tokenizer_dir,
+    SPECIAL_TOKENS, TAG_TOKENS, add_internvl_tokens, build_tokenizer, tokenizer_corpus,
+    write_tokenizer_dir,
 };
 pub use trace::grounded_trace;
 pub use write::write_split;

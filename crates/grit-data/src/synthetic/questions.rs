@@ -1,6 +1,6 @@
 //! The questions and the scenes built for them. A scene is made for its question rather than the
 //! question picked for a random scene, so that answers come out balanced by construction: counts
-//! uniform over `0..=max_objects`, spatial answers half yes, half no.
+//! uniform over `min_count..=max_objects`, spatial answers half yes, half no.
 
 use rand::RngExt;
 use rand::rngs::StdRng;
@@ -192,10 +192,10 @@ pub(super) fn sample(config: &ShapesConfig, rng: &mut StdRng) -> (Question, Vec<
     }
 }
 
-/// A count drawn uniformly from `0..=max_objects`, then that many objects of a category and
+/// A count drawn uniformly from `min_count..=max_objects`, then that many objects of a category and
 /// other objects outside it.
 fn counting(config: &ShapesConfig, rng: &mut StdRng) -> (Question, Vec<Placed>) {
-    let count = rng.random_range(0..=config.max_objects);
+    let count = rng.random_range(config.min_count..=config.max_objects);
     let total = rng.random_range(count.max(config.min_objects)..=config.max_objects);
     let color = *pick(&Color::ALL, rng);
     let shape = *pick(&Shape::ALL, rng);

@@ -20,6 +20,7 @@ use super::Item;
 use super::trace::grounded_trace;
 use crate::files::FileError;
 use crate::preprocess::{GRIT_MIN_PIXELS, PreprocessConfig};
+use crate::prompt::internvl::{IMG_CONTEXT, IMG_END, IMG_START};
 use crate::prompt::{ChatTemplate, PromptStyle, QWEN2_5_VL_CHAT_TEMPLATE, user_message};
 
 /// Qwen's special tokens, exact strings; their ids follow the BPE vocabulary in this order.
@@ -83,6 +84,14 @@ pub fn build_tokenizer(corpus: &[String], vocab_size: usize) -> Tokenizer {
         .add_tokens(TAG_TOKENS.map(|t| AddedToken::from(t, false).normalized(false)))
         .expect("no normalizer to fail");
     tokenizer
+}
+
+/// Adds InternVL's image tokens (`<img>`, `</img>`, `<IMG_CONTEXT>`) as special tokens after
+/// the others, for a demo InternVL3.
+pub fn add_internvl_tokens(tokenizer: &mut Tokenizer) {
+    tokenizer
+        .add_special_tokens([IMG_START, IMG_END, IMG_CONTEXT].map(|t| AddedToken::from(t, true)))
+        .expect("no normalizer to fail");
 }
 
 /// The parts of `text` between added-token strings. Encoding cuts those strings out before BPE

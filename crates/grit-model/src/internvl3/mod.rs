@@ -58,13 +58,12 @@ pub struct InternVlModel<B: Backend> {
 }
 
 /// A ready-to-run InternVL3: weights plus the configuration the forward pass needs.
-#[derive(Debug)]
+#[derive(Module, Debug)]
 pub struct InternVl3<B: Backend> {
     pub config: InternVl3Config,
     /// The layout the weights were read from.
     pub layout: CheckpointLayout,
     pub module: InternVlForConditionalGeneration<B>,
-    device: B::Device,
 }
 
 /// What the vision side computes for a batch of tiles, step by step.
@@ -93,7 +92,6 @@ impl InternVl3Config {
                 },
                 lm_head,
             },
-            device: device.clone(),
         }
     }
 }
@@ -281,8 +279,13 @@ impl<B: Backend> InternVl3<B> {
         )
     }
 
-    pub fn device(&self) -> &B::Device {
-        &self.device
+    pub fn device(&self) -> B::Device {
+        self.module
+            .model
+            .language_model
+            .embed_tokens
+            .weight
+            .device()
     }
 
     /// The vision tower, pixel shuffle and projector over the tiles of `images`, in order.
@@ -318,7 +321,7 @@ impl<B: Backend> InternVl3<B> {
         for (size, tiles, pixels) in runs {
             let pixels = Tensor::<B, 4>::from_data(
                 TensorData::new(pixels, [tiles, channels, size, size]),
-                &self.device,
+                &self.device(),
             );
             outputs.push(self.vision_tiles(pixels));
         }
@@ -403,7 +406,7 @@ impl<B: Backend> InternVl3<B> {
         let ids: Vec<i64> = padded.ids.iter().map(|&t| t as i64).collect();
         let ids = Tensor::<B, 2, Int>::from_data(
             TensorData::new(ids, [padded.batch, padded.len]),
-            &self.device,
+            &self.device(),
         );
         let embeds = self.module.model.language_model.embed(ids);
         let images: Vec<&ImageInput> = prompts.iter().flat_map(|p| &p.images).collect();
@@ -425,7 +428,7 @@ impl<B: Backend> InternVl3<B> {
         let rows = positions.to_vec();
         self.config
             .text
-            .rope(&[rows.clone(), rows.clone(), rows], &self.device)
+            .rope(&[rows.clone(), rows.clone(), rows], &self.device())
     }
 
     /// # Shapes
@@ -493,7 +496,6 @@ impl<B: Backend> InternVl3<Autodiff<B>> {
             config: self.config.clone(),
             layout: self.layout,
             module: RestoreParams::apply(self.module.valid(), false),
-            device: self.device.clone(),
         }
     }
 }
@@ -508,7 +510,6 @@ impl<B: Backend> InternVl3<B> {
                 InternVlForConditionalGeneration::from_inner(self.module),
                 true,
             ),
-            device: self.device,
         }
     }
 }

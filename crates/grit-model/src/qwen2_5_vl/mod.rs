@@ -57,11 +57,10 @@ pub struct Qwen2_5VlModel<B: Backend> {
 }
 
 /// A ready-to-run Qwen2.5-VL: weights plus the configuration the forward pass needs.
-#[derive(Debug)]
+#[derive(Module, Debug)]
 pub struct Qwen2_5Vl<B: Backend> {
     pub config: Qwen2_5VlConfig,
     pub module: Qwen2_5VlForConditionalGeneration<B>,
-    device: B::Device,
 }
 
 impl Qwen2_5VlConfig {
@@ -78,7 +77,6 @@ impl Qwen2_5VlConfig {
                 },
                 lm_head,
             },
-            device: device.clone(),
         }
     }
 }
@@ -165,8 +163,13 @@ impl<B: Backend> Qwen2_5Vl<B> {
         )
     }
 
-    pub fn device(&self) -> &B::Device {
-        &self.device
+    pub fn device(&self) -> B::Device {
+        self.module
+            .model
+            .language_model
+            .embed_tokens
+            .weight
+            .device()
     }
 
     /// Merged image features, one row per `<|image_pad|>` token, images in order.
@@ -193,7 +196,7 @@ impl<B: Backend> Qwen2_5Vl<B> {
             grids.push(image.grid);
         }
         let rows = pixels.len() / patch_dim;
-        let pixels = Tensor::from_data(TensorData::new(pixels, [rows, patch_dim]), &self.device);
+        let pixels = Tensor::from_data(TensorData::new(pixels, [rows, patch_dim]), &self.device());
         Ok(self.module.model.visual.forward(pixels, &grids))
     }
 
@@ -250,7 +253,7 @@ impl<B: Backend> Qwen2_5Vl<B> {
         let ids: Vec<i64> = padded.ids.iter().map(|&t| t as i64).collect();
         let ids = Tensor::<B, 2, Int>::from_data(
             TensorData::new(ids, [padded.batch, padded.len]),
-            &self.device,
+            &self.device(),
         );
         let embeds = text.embed(ids);
         let images: Vec<&ImageInput> = prompts.iter().flat_map(|p| &p.images).collect();
@@ -285,7 +288,7 @@ impl<B: Backend> Qwen2_5Vl<B> {
     ) -> Result<(Tensor<B, 3>, Padded, Option<KvCache<B>>)> {
         let padded = self.pad(prompts)?;
         let embeds = self.embed(prompts, &padded)?;
-        let rope = self.config.text.rope(&padded.positions, &self.device);
+        let rope = self.config.text.rope(&padded.positions, &self.device());
         let (hidden, cache) = self.module.model.language_model.run_padded(
             &self.config.text,
             embeds,
@@ -336,7 +339,6 @@ impl<B: Backend> Qwen2_5Vl<Autodiff<B>> {
         Qwen2_5Vl {
             config: self.config.clone(),
             module: RestoreParams::apply(self.module.valid(), false),
-            device: self.device.clone(),
         }
     }
 }
@@ -350,7 +352,6 @@ impl<B: Backend> Qwen2_5Vl<B> {
                 Qwen2_5VlForConditionalGeneration::from_inner(self.module),
                 true,
             ),
-            device: self.device,
         }
     }
 }

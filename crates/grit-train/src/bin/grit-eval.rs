@@ -8,14 +8,14 @@ use anyhow::Context;
 use burn::tensor::backend::Backend;
 use clap::{Parser, ValueEnum};
 use grit_data::metrics::{Aggregate, MetricsSummary};
-use grit_data::preprocess::PreprocessConfig;
-use grit_data::prompt::{ChatTokenizer, PromptStyle};
+use grit_data::prompt::PromptStyle;
 use grit_data::rewards::{Mode, RewardConfig};
 use grit_judge::{JudgeConfig, OpenAiJudgeConfig};
+use grit_model::Vlm;
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
-use grit_model::qwen2_5_vl::Qwen2_5Vl;
 use grit_train::data::{prepare, sources};
 use grit_train::evaluate::{EvalSettings, evaluate, markdown_table};
+use grit_train::processor::{Processor, ProcessorOptions};
 use grit_train::rundir::RunDir;
 
 #[global_allocator]
@@ -44,9 +44,18 @@ struct Args {
     /// For `--judge openai`: `[judge]` settings as TOML (base_url, model, api_key_env, cache…).
     #[arg(long)]
     judge_config: Option<PathBuf>,
-    /// compat: the official judge question text and score parsing; fixed: the repaired ones.
+    /// compat: the official judge question text and score parsing (and InternVL3 prompts
+    /// without the assistant header); fixed: the repaired ones.
     #[arg(long, value_enum, default_value_t = ModeArg::Fixed)]
     mode: ModeArg,
+    /// Qwen2.5-VL: the processed image's pixel bounds (default: the checkpoint's).
+    #[arg(long)]
+    min_pixels: Option<usize>,
+    #[arg(long)]
+    max_pixels: Option<usize>,
+    /// InternVL3: the most 448-px tiles per image (default: GRIT's 2).
+    #[arg(long)]
+    max_tiles: Option<usize>,
     /// Evaluate only the first N items of the files.
     #[arg(long)]
     limit: Option<usize>,
@@ -118,22 +127,28 @@ fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(run)) => run.eval(&name),
         (None, None) => model.join("eval").join(&name),
     };
-    let tokenizer = ChatTokenizer::from_dir(&model)?;
-    let preprocess = PreprocessConfig::from_checkpoint_dir(&model)?;
+    let mode = match args.mode {
+        ModeArg::Compat => Mode::Compat,
+        ModeArg::Fixed => Mode::Fixed,
+    };
+    let processor = Processor::from_dir(
+        &model,
+        &ProcessorOptions {
+            min_pixels: args.min_pixels,
+            max_pixels: args.max_pixels,
+            max_tiles: args.max_tiles,
+            mode,
+        },
+    )?;
     let mut examples = prepare(
         &sources(&args.data, &args.images)?,
         args.skip_bad_lines,
-        &tokenizer,
-        &preprocess,
+        &processor,
         style,
     )?;
     if let Some(limit) = args.limit {
         examples.truncate(limit);
     }
-    let mode = match args.mode {
-        ModeArg::Compat => Mode::Compat,
-        ModeArg::Fixed => Mode::Fixed,
-    };
     let judge = match (args.judge, &args.judge_config) {
         (JudgeKind::Rule, _) => JudgeConfig::Rule,
         (JudgeKind::Openai, None) => JudgeConfig::Openai(OpenAiJudgeConfig::default()),
@@ -152,7 +167,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         args.backend,
         Eval {
             model: &model,
-            tokenizer: &tokenizer,
+            processor: &processor,
             examples: &examples,
             judge,
             rewards: &rewards,
@@ -178,7 +193,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 struct Eval<'a> {
     model: &'a Path,
-    tokenizer: &'a ChatTokenizer,
+    processor: &'a Processor,
     examples: &'a [grit_train::data::Example],
     judge: JudgeConfig,
     rewards: &'a RewardConfig,
@@ -190,7 +205,7 @@ impl OnBackend for Eval<'_> {
     type Output = anyhow::Result<MetricsSummary>;
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
-        let model = Qwen2_5Vl::<B>::load(self.model, &device)?;
+        let model = Vlm::<B>::load(self.model, &device)?;
         let mut judge = self.judge.build(self.rewards.mode)?;
         let bar = indicatif::ProgressBar::new(self.examples.len() as u64);
         bar.set_style(
@@ -201,7 +216,7 @@ impl OnBackend for Eval<'_> {
         );
         let summary = evaluate(
             &model,
-            self.tokenizer,
+            self.processor,
             self.examples,
             judge.as_mut(),
             self.rewards,
