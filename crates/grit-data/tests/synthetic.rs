@@ -18,7 +18,7 @@ use grit_data::rewards::{
     grounded_region_specific_thinking_format_reward_think_rethink, think_and_rethink_format_reward,
 };
 use grit_data::synthetic::{
-    COUNT_DATASET, Category, Color, Item, Object, Question, Relation, SPATIAL_DATASET,
+    COUNT_DATASET, Category, Color, CountBy, Item, Object, Question, Relation, SPATIAL_DATASET,
     SPATIAL_MARGIN, Shape, ShapesConfig, build_tokenizer, generate, grounded_trace, splits,
     tokenizer_corpus, write_split, write_tokenizer_dir,
 };
@@ -220,6 +220,19 @@ fn min_count_removes_the_smaller_counts_only() {
     }
     assert_eq!(by_count.keys().copied().collect::<Vec<_>>(), [2, 3, 4]);
     assert!(items.iter().any(|i| i.sample.dataset != COUNT_DATASET));
+}
+
+#[test]
+fn count_by_picks_the_question_forms() {
+    let config = ShapesConfig {
+        count_by: vec![CountBy::Color],
+        counting_fraction: 1.0,
+        ..Default::default()
+    };
+    for (item, _) in counts(&generate(&config, SEED, 100)) {
+        let q = &item.sample.question;
+        assert!(q.contains(" shapes are there?"), "{q}");
+    }
 }
 
 #[test]

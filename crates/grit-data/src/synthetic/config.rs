@@ -6,6 +6,16 @@ use serde::{Deserialize, Serialize};
 /// merged 2×2).
 const PATCH_FACTOR: u32 = 28;
 
+/// What a counting question names: "How many red shapes", "How many circles", or "How many red
+/// circles".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CountBy {
+    Color,
+    Shape,
+    ColorAndShape,
+}
+
 /// Settings of [`generate`](super::generate). The defaults make a task a tiny model trained from
 /// scratch on a CPU can learn in minutes: 112-px images (16 visual tokens), one to four shapes
 /// of 18 to 34 px, 60% counting questions.
@@ -29,6 +39,8 @@ pub struct ShapesConfig {
     pub max_shape_size: u32,
     /// Share of counting questions; the rest ask where one shape is relative to another.
     pub counting_fraction: f64,
+    /// The kinds of counting question, drawn uniformly.
+    pub count_by: Vec<CountBy>,
 }
 
 impl Default for ShapesConfig {
@@ -41,6 +53,7 @@ impl Default for ShapesConfig {
             min_shape_size: 18,
             max_shape_size: 34,
             counting_fraction: 0.6,
+            count_by: vec![CountBy::ColorAndShape, CountBy::Shape, CountBy::Color],
         }
     }
 }
@@ -88,6 +101,9 @@ impl ShapesConfig {
                 self.counting_fraction
             ));
         }
+        if self.counting_fraction > 0.0 && self.count_by.is_empty() {
+            return Err("count_by must name at least one kind of counting question".to_owned());
+        }
         if self.counting_fraction < 1.0 && self.max_objects < 2 {
             return Err("spatial questions need max_objects of 2 or more".to_owned());
         }
@@ -113,6 +129,10 @@ mod tests {
             },
             ShapesConfig {
                 max_shape_size: 200,
+                ..Default::default()
+            },
+            ShapesConfig {
+                count_by: Vec::new(),
                 ..Default::default()
             },
             ShapesConfig {

@@ -27,7 +27,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::dataset::Sample;
 
-pub use config::ShapesConfig;
+pub use config::{CountBy, ShapesConfig};
 pub use questions::{COUNT_DATASET, Category, Question, Relation, SPATIAL_DATASET, SPATIAL_MARGIN};
 pub use scene::{Color, Object, Shape};
 pub use tokenizer::{

@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 
 use super::ShapesConfig;
+use super::config::CountBy;
 use super::scene::{self, Color, Object, Placed, Shape};
 
 /// Data set name of counting samples (list it in the rewards' `counting_datasets`).
@@ -199,16 +200,16 @@ fn counting(config: &ShapesConfig, rng: &mut StdRng) -> (Question, Vec<Placed>) 
     let total = rng.random_range(count.max(config.min_objects)..=config.max_objects);
     let color = *pick(&Color::ALL, rng);
     let shape = *pick(&Shape::ALL, rng);
-    let category = match rng.random_range(0..3) {
-        0 => Category {
+    let category = match *pick(&config.count_by, rng) {
+        CountBy::ColorAndShape => Category {
             color: Some(color),
             shape: Some(shape),
         },
-        1 => Category {
+        CountBy::Shape => Category {
             color: None,
             shape: Some(shape),
         },
-        _ => Category {
+        CountBy::Color => Category {
             color: Some(color),
             shape: None,
         },
