@@ -87,6 +87,7 @@ impl CurvesView {
 /// Draws one chart; returns the x the user clicked at.
 fn chart(ui: &mut Ui, s: &Series, current: Option<u64>) -> Option<f64> {
     let title = s.title.clone();
+    let points = s.points.clone();
     let response = Plot::new(("curve", &s.field))
         .width(CHART_WIDTH)
         .height(CHART_HEIGHT)
@@ -96,10 +97,14 @@ fn chart(ui: &mut Ui, s: &Series, current: Option<u64>) -> Option<f64> {
         .include_y(s.y_range.1)
         .allow_drag(false)
         .label_formatter(move |pos| {
-            let p = match pos {
-                HoverPosition::NearDataPoint { position, .. } => position,
-                HoverPosition::Elsewhere { position } => position,
+            // The logged value at the step under the pointer, wherever the pointer is vertically.
+            let x = match pos {
+                HoverPosition::NearDataPoint { position, .. } => position.x,
+                HoverPosition::Elsewhere { position } => position.x,
             };
+            let p = points
+                .iter()
+                .min_by(|a, b| (a.x - x).abs().total_cmp(&(b.x - x).abs()))?;
             Some(format!("step {:.0}\n{title}: {}", p.x, format_value(p.y)))
         })
         .show(ui, |plot| {

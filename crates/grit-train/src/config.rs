@@ -232,6 +232,9 @@ pub struct RewardsConfig {
     pub weights: std::collections::BTreeMap<String, f64>,
     /// Datasets whose answers are counts (fixed mode; compat knows only `tallyqa`).
     pub counting_datasets: Vec<String>,
+    /// Fixed mode: only lists of exactly four integers count as boxes for the grounded reward
+    /// (the boxes the evaluator's IoU reads); off, the official regex's matches count.
+    pub strict_boxes: bool,
 }
 
 impl Default for RewardsConfig {
@@ -243,6 +246,7 @@ impl Default for RewardsConfig {
                 .map(|k| (k.official_name().to_owned(), 1.0))
                 .collect(),
             counting_datasets: vec!["tallyqa".into()],
+            strict_boxes: false,
         }
     }
 }
@@ -333,6 +337,7 @@ impl RunConfig {
         rewards.sort_by_key(|(k, _)| RewardKind::ALL.iter().position(|a| a == k));
         config.rewards = rewards;
         config.counting_datasets = self.rewards.counting_datasets.clone();
+        config.strict_boxes = self.rewards.strict_boxes;
         config.prompt_style = self.grpo.prompt;
         Ok(config)
     }

@@ -12,12 +12,13 @@
 //!   [`RewardError::NotAnInteger`].
 //!
 //! Fixed: the sample's own dataset decides (one of [`RewardConfig::counting_datasets`]), a
-//! non-integer answer earns no bonus instead of an error, identical boxes count once, and
-//! with [`RewardConfig::degenerate_guard`] set, degenerate boxes do not count.
+//! non-integer answer earns no bonus instead of an error, identical boxes count once, with
+//! [`RewardConfig::degenerate_guard`] set, degenerate boxes do not count, and with
+//! [`RewardConfig::strict_boxes`] only four-number lists are boxes.
 
 use super::python::{self, PyInt};
 use super::{Mode, RewardConfig, RewardError, Sample};
-use crate::completion::{CompatBox, Segments, compat_boxes};
+use crate::completion::{Segments, compat_boxes, structured_boxes};
 
 /// The grounded format + count reward. `batch_first_dataset` is the dataset of the batch's
 /// first sample, which compat mode uses for every row (fixed mode ignores it).
@@ -30,7 +31,8 @@ pub fn grounded_region_specific_thinking_format_reward_think_rethink(
     let Some(cut) = text.find("<rethink>") else {
         return Ok(0.0);
     };
-    let boxes = compat_boxes(&text[..cut], &Segments::default());
+    let reasoning = &text[..cut];
+    let boxes = compat_boxes(reasoning, &Segments::default());
     match config.mode {
         Mode::Compat => {
             let mut reward = if boxes.is_empty() { 0.0 } else { 0.5 };
@@ -44,7 +46,18 @@ pub fn grounded_region_specific_thinking_format_reward_think_rethink(
             Ok(reward)
         }
         Mode::Fixed => {
-            let boxes = counted_boxes(config, sample, boxes);
+            let boxes = if config.strict_boxes {
+                let segments = Segments::parse(reasoning);
+                counted_boxes(
+                    config,
+                    sample,
+                    structured_boxes(reasoning, &segments)
+                        .iter()
+                        .map(|b| b.coords),
+                )
+            } else {
+                counted_boxes(config, sample, boxes.iter().map(|b| b.coords))
+            };
             let mut reward = if boxes.is_empty() { 0.0 } else { 0.5 };
             let counting = config.counting_datasets.iter().any(|d| d == sample.dataset);
             if counting && python::int(sample.answer) == Some(PyInt::Value(boxes.len() as i128)) {
@@ -56,17 +69,21 @@ pub fn grounded_region_specific_thinking_format_reward_think_rethink(
 }
 
 /// Fixed mode: distinct boxes that pass the degenerate guard.
-fn counted_boxes(config: &RewardConfig, sample: &Sample, boxes: Vec<CompatBox>) -> Vec<[f64; 4]> {
+fn counted_boxes(
+    config: &RewardConfig,
+    sample: &Sample,
+    boxes: impl Iterator<Item = [f64; 4]>,
+) -> Vec<[f64; 4]> {
     let mut kept: Vec<[f64; 4]> = Vec::new();
-    for b in boxes {
+    for coords in boxes {
         if let Some(guard) = &config.degenerate_guard {
-            let [x1, y1, x2, y2] = b.coords;
+            let [x1, y1, x2, y2] = coords;
             if guard.zero_area && (x1 == x2 || y1 == y2) {
                 continue;
             }
             if let Some((frame, image)) = sample.frame {
                 let thresholds = guard.whole_image.unwrap_or_default();
-                let mapped = frame.to_pixels(b.coords, image, &thresholds);
+                let mapped = frame.to_pixels(coords, image, &thresholds);
                 if guard.zero_area && mapped.flags.zero_area {
                     continue;
                 }
@@ -75,8 +92,8 @@ fn counted_boxes(config: &RewardConfig, sample: &Sample, boxes: Vec<CompatBox>) 
                 }
             }
         }
-        if !kept.contains(&b.coords) {
-            kept.push(b.coords);
+        if !kept.contains(&coords) {
+            kept.push(coords);
         }
     }
     kept

@@ -130,6 +130,10 @@ pub struct RewardConfig {
     /// Fixed mode: boxes that do not count (`None`: every box counts). Off by default, as the
     /// spec asks for it only "if configured".
     pub degenerate_guard: Option<DegenerateGuard>,
+    /// Fixed mode: only boxes written as a list of exactly four integers (the boxes the
+    /// evaluator's IoU reads) count, so that `[1,2,3,4,5]` earns no box reward. Off: the
+    /// official regex's matches count.
+    pub strict_boxes: bool,
     /// Fixed mode: datasets whose answers are counts (compat: only the literal `tallyqa`).
     pub counting_datasets: Vec<String>,
     /// The prompt style, used to rebuild the compat judge's question (the whole user text).
@@ -148,6 +152,7 @@ impl RewardConfig {
             rewards: RewardKind::ALL.iter().map(|&k| (k, 1.0)).collect(),
             pad_token_id: Some(COMPAT_PAD_TOKEN_ID),
             degenerate_guard: None,
+            strict_boxes: false,
             counting_datasets: vec!["tallyqa".to_owned()],
             prompt_style: PromptStyle::Grit,
             binarize_judge: true,

@@ -159,6 +159,26 @@ fn duplicates_count_in_compat_only_and_the_guard_drops_degenerate_boxes() {
 }
 
 #[test]
+fn strict_boxes_count_only_four_number_lists() {
+    let text = "<think> a [1,2,3,4,5] b {\"bbox_2d\": [10, 20, 30, 40]} c [[5,6,7,8],[9,9,12,12]] \
+                d 1, 2, 3, 4 </think><rethink> ok </rethink><answer>3</answer>";
+    let sample = Sample::new("tallyqa", "3", "q");
+    let g = |c: &RewardConfig| {
+        grounded_region_specific_thinking_format_reward_think_rethink(c, text, &sample, "tallyqa")
+            .unwrap()
+    };
+    // The official regex finds five: the first four of [1,2,3,4,5], the JSON box, both nested
+    // ones and the bare run.
+    assert_eq!(g(&RewardConfig::new(Mode::Fixed)), 0.5);
+    let mut strict = RewardConfig::new(Mode::Fixed);
+    strict.strict_boxes = true;
+    assert_eq!(g(&strict), 1.5);
+    // Compat ignores the switch.
+    strict.mode = Mode::Compat;
+    assert_eq!(g(&strict), 0.5);
+}
+
+#[test]
 fn no_rethink_no_grounded_reward() {
     for mode in [Mode::Compat, Mode::Fixed] {
         let config = RewardConfig::new(mode);
