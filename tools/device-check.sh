@@ -9,17 +9,7 @@ set -uo pipefail
 bin=$1
 out=${2:-.}
 export GRIT_PARITY_DIR=$PWD/tests/fixtures/qwen2_5_vl
-# cubecl compiles kernels with NVRTC at run time; find it if the loader does not.
-if ! ldconfig -p | grep -q libnvrtc; then
-  nvrtc=$(python3 - <<'PY' 2>/dev/null
-import glob, os, site
-for root in site.getsitepackages():
-    for lib in glob.glob(os.path.join(root, "nvidia", "**", "libnvrtc.so*"), recursive=True):
-        print(os.path.dirname(lib)); raise SystemExit
-PY
-)
-  [ -n "$nvrtc" ] && export LD_LIBRARY_PATH=$nvrtc:${LD_LIBRARY_PATH:-}
-fi
+. "$(dirname "$0")/nvrtc.sh"
 nvidia-smi -L
 echo "== parity on cuda"
 "$bin/parity" --ignored --nocapture --test-threads 1 2>&1 | tee "$out/parity-cuda.log"

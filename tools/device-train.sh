@@ -9,17 +9,7 @@ set -uo pipefail
 bin=$1
 out=${2:-.}
 work=$(mktemp -d)
-# cubecl compiles kernels with NVRTC at run time; find it if the loader does not.
-if ! ldconfig -p | grep -q libnvrtc; then
-  nvrtc=$(python3 - <<'PY' 2>/dev/null
-import glob, os, site
-for root in site.getsitepackages():
-    for lib in glob.glob(os.path.join(root, "nvidia", "**", "libnvrtc.so*"), recursive=True):
-        print(os.path.dirname(lib)); raise SystemExit
-PY
-)
-  [ -n "$nvrtc" ] && export LD_LIBRARY_PATH=$nvrtc:${LD_LIBRARY_PATH:-}
-fi
+. "$(dirname "$0")/nvrtc.sh"
 nvidia-smi -L
 
 # The demo with a shorter warm start and 10 GRPO-GR steps.
