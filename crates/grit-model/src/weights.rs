@@ -305,6 +305,29 @@ pub enum StoreDtype {
     F32,
 }
 
+/// Writes an HF model directory: `config.json` (`config`) and `model.safetensors` (see
+/// [`save`]), each under a temporary name first.
+pub fn save_dir<B: Backend, M: Module<B>>(
+    dir: &Path,
+    config: &serde_json::Value,
+    module: &M,
+    checkpoint_key: impl Fn(&str) -> String,
+    dtype: StoreDtype,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let text = serde_json::to_string_pretty(config).expect("JSON value");
+    let config_path = dir.join("config.json");
+    let tmp = dir.join("config.json.partial");
+    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &config_path).map_err(|e| Error::io(&config_path, e))?;
+    save(
+        module,
+        &dir.join("model.safetensors"),
+        checkpoint_key,
+        dtype,
+    )
+}
+
 /// Writes every parameter of `module` to a safetensors file, under the key `checkpoint_key`
 /// gives for each module path. The file is written beside `path` and renamed into place, so
 /// an interrupted export never leaves a truncated checkpoint.

@@ -7,6 +7,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+use common::MINIATURE_MODEL;
+
 const STEPS: usize = 3;
 
 fn config(out: &Path) -> String {
@@ -18,15 +21,7 @@ seed = 5
 family = "internvl3"
 train_samples = 16
 heldout_samples = 4
-vocab_size = 300
-hidden_size = 32
-intermediate_size = 64
-layers = 1
-heads = 2
-kv_heads = 1
-vision_hidden_size = 16
-vision_depth = 1
-vision_heads = 2
+{MINIATURE_MODEL}
 [sft]
 steps = 3
 batch = 4

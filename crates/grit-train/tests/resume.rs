@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+use common::MINIATURE_MODEL;
+
 const STEPS: u64 = 6;
 
 fn config(out: &Path) -> String {
@@ -17,15 +20,7 @@ seed = 3
 [demo]
 train_samples = 24
 heldout_samples = 4
-vocab_size = 300
-hidden_size = 32
-intermediate_size = 64
-layers = 1
-heads = 2
-kv_heads = 1
-vision_hidden_size = 16
-vision_depth = 1
-vision_heads = 2
+{MINIATURE_MODEL}
 [sft]
 steps = 4
 batch = 4

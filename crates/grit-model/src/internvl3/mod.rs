@@ -7,8 +7,7 @@ pub mod vision;
 
 use std::path::Path;
 
-use burn::backend::Autodiff;
-use burn::module::{AutodiffModule, Module};
+use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -18,9 +17,9 @@ pub use config::{CheckpointLayout, InternVl3Config, VisionConfig};
 use crate::error::{Error, Result};
 use crate::generate::Decoder;
 use crate::kv_cache::KvCache;
-use crate::nn::{RestoreParams, check_targets, linear, scatter_rows, target_logprobs};
+use crate::nn::{check_targets, linear, scatter_rows, target_logprobs};
 use crate::qwen2_5_vl::text::{DecodeState, Rope, TextModel};
-use crate::weights::{Checkpoint, StoreDtype, save};
+use crate::weights::{Checkpoint, StoreDtype, save_dir};
 use vision::{MultiModalProjector, VisionModel, pixel_shuffle};
 
 /// One image as the tiler delivers it: its tiles (the grid, then the thumbnail when there is
@@ -265,27 +264,17 @@ impl<B: Backend> InternVl3<B> {
     /// Writes `config.json` and `model.safetensors` in transformers' hub layout, which
     /// [`Self::load`] and transformers both read.
     pub fn save(&self, dir: &Path, dtype: StoreDtype) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let config = serde_json::to_string_pretty(&self.config.to_hf_json()).expect("JSON value");
-        let config_path = dir.join("config.json");
-        let tmp = dir.join("config.json.partial");
-        std::fs::write(&tmp, config).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &config_path).map_err(|e| Error::io(&config_path, e))?;
-        save(
+        save_dir(
+            dir,
+            &self.config.to_hf_json(),
             &self.module,
-            &dir.join("model.safetensors"),
             checkpoint_key,
             dtype,
         )
     }
 
     pub fn device(&self) -> B::Device {
-        self.module
-            .model
-            .language_model
-            .embed_tokens
-            .weight
-            .device()
+        self.module.model.language_model.device()
     }
 
     /// The vision tower, pixel shuffle and projector over the tiles of `images`, in order.
@@ -489,31 +478,6 @@ impl<B: Backend> InternVl3<B> {
     }
 }
 
-impl<B: Backend> InternVl3<Autodiff<B>> {
-    /// The same weights without gradient tracking, for rollouts and evaluation.
-    pub fn valid(&self) -> InternVl3<B> {
-        InternVl3 {
-            config: self.config.clone(),
-            layout: self.layout,
-            module: RestoreParams::apply(self.module.valid(), false),
-        }
-    }
-}
-
-impl<B: Backend> InternVl3<B> {
-    /// The same weights with gradient tracking, for training.
-    pub fn trainable(self) -> InternVl3<Autodiff<B>> {
-        InternVl3 {
-            config: self.config,
-            layout: self.layout,
-            module: RestoreParams::apply(
-                InternVlForConditionalGeneration::from_inner(self.module),
-                true,
-            ),
-        }
-    }
-}
-
 impl<B: Backend> Decoder<B> for InternVl3<B> {
     type Prompt = Prompt;
     type State = DecodeState<B>;
@@ -525,20 +489,23 @@ impl<B: Backend> Decoder<B> for InternVl3<B> {
     ) -> Result<(Tensor<B, 2>, DecodeState<B>)> {
         let (hidden, padded, cache) = self.run_prompts(prompts, Some(max_new_tokens))?;
         let cache = cache.expect("a cache was asked for");
-        let last = hidden.narrow(1, padded.len - 1, 1);
-        let logits = self.lm_head(last).squeeze_dim::<2>(1);
-        let state =
-            DecodeState::after_prefill(cache, &padded.valid, padded.len, padded.next_position);
-        Ok((logits, state))
+        Ok(self.module.model.language_model.after_prefill(
+            self.module.lm_head.as_ref(),
+            hidden,
+            cache,
+            &padded.valid,
+            padded.next_position,
+        ))
     }
 
     fn step(&self, tokens: &[u32], state: &mut DecodeState<B>) -> Tensor<B, 2> {
-        let hidden = self
-            .module
-            .model
-            .language_model
-            .step(&self.config.text, tokens, state);
-        self.lm_head(hidden).squeeze_dim::<2>(1)
+        let text = &self.module.model.language_model;
+        text.step_logits(
+            &self.config.text,
+            self.module.lm_head.as_ref(),
+            tokens,
+            state,
+        )
     }
 }
 

@@ -202,25 +202,6 @@ pub struct DecodeState<B: Backend> {
     prompt_valid: Option<Vec<Vec<bool>>>,
 }
 
-impl<B: Backend> DecodeState<B> {
-    /// The state after a prefill of left-padded rows of `len` positions (`valid`: `[batch · len]`).
-    pub fn after_prefill(
-        cache: KvCache<B>,
-        valid: &[bool],
-        len: usize,
-        next_position: Vec<i64>,
-    ) -> Self {
-        let prompt_valid = valid
-            .contains(&false)
-            .then(|| valid.chunks(len).map(<[bool]>::to_vec).collect());
-        Self {
-            cache,
-            next_position,
-            prompt_valid,
-        }
-    }
-}
-
 impl<B: Backend> TextModel<B> {
     /// Runs left-padded embeddings (`valid`: `[batch · seq]`, `true` for real tokens) causally;
     /// with `cache_room`, also returns a cache holding them with that many positions free.
@@ -277,6 +258,51 @@ impl<B: Backend> TextModel<B> {
         let hidden = self.forward(self.embed(ids), &rope, mask, Some(&mut state.cache));
         state.next_position.iter_mut().for_each(|p| *p += 1);
         hidden
+    }
+
+    /// After a prefill of left-padded rows (`valid`: `[batch · len]`, `true` for real tokens):
+    /// the logits at the last position and the state decoding continues from.
+    ///
+    /// # Shapes
+    /// - hidden: `[batch, len, hidden]`; logits: `[batch, vocab]`
+    pub fn after_prefill(
+        &self,
+        lm_head: Option<&Linear<B>>,
+        hidden: Tensor<B, 3>,
+        cache: KvCache<B>,
+        valid: &[bool],
+        next_position: Vec<i64>,
+    ) -> (Tensor<B, 2>, DecodeState<B>) {
+        let len = hidden.dims()[1];
+        let logits = self.logits(lm_head, hidden.narrow(1, len - 1, 1));
+        let prompt_valid = valid
+            .contains(&false)
+            .then(|| valid.chunks(len).map(<[bool]>::to_vec).collect());
+        let state = DecodeState {
+            cache,
+            next_position,
+            prompt_valid,
+        };
+        (logits.squeeze_dim::<2>(1), state)
+    }
+
+    /// [`Self::step`] through the LM head.
+    ///
+    /// # Shapes
+    /// - output: `[batch, vocab]`
+    pub fn step_logits(
+        &self,
+        config: &TextConfig,
+        lm_head: Option<&Linear<B>>,
+        tokens: &[u32],
+        state: &mut DecodeState<B>,
+    ) -> Tensor<B, 2> {
+        let hidden = self.step(config, tokens, state);
+        self.logits(lm_head, hidden).squeeze_dim::<2>(1)
+    }
+
+    pub fn device(&self) -> B::Device {
+        self.embed_tokens.weight.device()
     }
 
     /// Logits through `lm_head`, or through the embedding matrix when the head is tied.
