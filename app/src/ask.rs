@@ -21,11 +21,8 @@ use grit_data::preprocess::{GRIT_MAX_PIXELS, GRIT_MIN_PIXELS, load_image};
 use grit_data::prompt::PromptStyle;
 use grit_model::Vlm;
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
-use grit_model::generate::{FinishReason, GenerationConfig, Sampling, generate};
-use grit_train::processor::{Processor, ProcessorOptions};
-
-/// Where GRIT's output format ends.
-const ANSWER_END: &str = "</answer>";
+use grit_model::generate::{FinishReason, Sampling, generate};
+use grit_model::processor::{Processor, ProcessorOptions};
 /// The stop string a cancelled generation sees.
 const CANCELLED: &str = "\u{0}grit-view: cancelled\u{0}";
 
@@ -200,33 +197,26 @@ impl<B: Backend> Loaded<B> {
             frame: encoded.frame,
             prompt_tokens: encoded.prompt.ids().len(),
         });
-        let tokenizer = &self.processor.tokenizer;
-        let mut stop_strings = vec![CANCELLED.to_owned()];
-        if q.style != PromptStyle::Direct {
-            stop_strings.push(ANSWER_END.to_owned());
-        }
-        let config = GenerationConfig {
-            max_new_tokens: q.max_new_tokens,
-            sampling: Sampling {
-                temperature: q.temperature,
-                top_k: 50,
-                top_p: 1.0,
-                seed: 0,
-            },
-            eos_token_ids: tokenizer.eos_token_ids().to_vec(),
-            stop_strings,
-            suppress_tokens: self.processor.suppress_tokens(),
+        let sampling = Sampling {
+            temperature: q.temperature,
+            top_k: 50,
+            top_p: 1.0,
+            seed: 0,
         };
+        let mut config = self
+            .processor
+            .generation(q.max_new_tokens, sampling, q.style);
+        config.stop_strings.push(CANCELLED.to_owned());
         let cancelled = || job.cancel.load(Ordering::Relaxed);
         let detokenize = |ids: &[u32]| {
             if cancelled() {
-                CANCELLED.to_owned()
+                Ok(CANCELLED.to_owned())
             } else {
-                tokenizer.decode(ids, false).unwrap_or_default()
+                self.processor.detokenize(ids)
             }
         };
         let start = Instant::now();
-        let mut stream = tokenizer.stream_decoder(true);
+        let mut stream = self.processor.tokenizer.stream_decoder(true);
         let mut on_token = |_row: usize, token: u32| {
             let piece = stream.push(token);
             if !piece.is_empty() {

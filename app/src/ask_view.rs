@@ -7,7 +7,7 @@ use eframe::egui::{self, Color32, RichText, ScrollArea, Ui, Vec2};
 use grit_data::completion::{BoxFrame, DegenerateThresholds, ImageSize, ParsedCompletion, Region};
 use grit_data::prompt::PromptStyle;
 use grit_model::backend::BackendKind;
-use grit_train::rollout::RolloutBox;
+use grit_run::RolloutBox;
 
 use crate::ask::{Answer, Event, Question, Session};
 use crate::boxes::{self, Mark, Overlay};

@@ -4,7 +4,7 @@
 use eframe::egui::{self, Color32, ScrollArea, Ui};
 use egui_plot::{HoverPosition, Line, Plot, PlotPoint, VLine};
 use grit_data::rewards::RewardKind;
-use grit_train::trainer::StepMetrics;
+use grit_run::StepMetrics;
 
 const CHART_WIDTH: f32 = 330.0;
 const CHART_HEIGHT: f32 = 160.0;

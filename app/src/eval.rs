@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use grit_data::completion::Region;
 use grit_data::metrics::MetricsSummary;
-use grit_train::evaluate::EvalRow;
+use grit_run::EvalRow;
 
 use crate::rollouts::best_gt_iou;
 use crate::tail::JsonlTail;

@@ -34,15 +34,15 @@ impl ImageCache {
                     ),
                     size,
                 },
-                Err(e) => Slot::Failed(format!("{}: {e}", path.display())),
+                Err(e) => Slot::Failed(format!("{e:#}")),
             })
     }
 }
 
-fn decode(ctx: &egui::Context, path: &Path) -> image::ImageResult<(ColorImage, [u32; 2])> {
-    let image = image::ImageReader::open(path)?
-        .with_guessed_format()?
-        .decode()?;
+/// Decoded by the model path's own loader, so the picture is upright by the same EXIF rule the
+/// boxes were written against.
+fn decode(ctx: &egui::Context, path: &Path) -> anyhow::Result<(ColorImage, [u32; 2])> {
+    let image = image::DynamicImage::ImageRgb8(grit_data::preprocess::load_image(path)?);
     let size = [image.width(), image.height()];
     // A texture larger than the GPU allows would be refused; a photo shown in a panel does not
     // need more pixels than that anyway.
@@ -52,10 +52,7 @@ fn decode(ctx: &egui::Context, path: &Path) -> image::ImageResult<(ColorImage, [
     } else {
         image
     };
-    let rgba = image.to_rgba8();
-    let pixels = [rgba.width() as usize, rgba.height() as usize];
-    Ok((
-        ColorImage::from_rgba_unmultiplied(pixels, rgba.as_raw()),
-        size,
-    ))
+    let rgb = image.to_rgb8();
+    let pixels = [rgb.width() as usize, rgb.height() as usize];
+    Ok((ColorImage::from_rgb(pixels, rgb.as_raw()), size))
 }

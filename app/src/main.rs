@@ -36,3 +36,14 @@ fn main() -> eframe::Result {
         }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_of_grit_view_has_help() {
+        let missing = grit_cli::undocumented_args(&super::Args::command());
+        assert!(missing.is_empty(), "{missing:?}");
+    }
+}

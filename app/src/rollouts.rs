@@ -7,7 +7,7 @@ use grit_data::completion::{Region, Segments};
 use grit_data::metrics::{iou, is_degenerate};
 use grit_data::rewards::RewardKind;
 use grit_model::generate::FinishReason;
-use grit_train::rollout::RolloutRow;
+use grit_run::RolloutRow;
 
 use crate::text::segment_ranges;
 

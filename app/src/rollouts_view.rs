@@ -2,7 +2,7 @@
 //! selected group the image with every completion's boxes beside the G completions.
 
 use eframe::egui::{self, Color32, Panel, Rect, RichText, ScrollArea, Ui, Vec2};
-use grit_train::rollout::RolloutRow;
+use grit_run::RolloutRow;
 
 use crate::boxes::{self, BoxKey, Mark, Overlay};
 use crate::images::ImageCache;

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use grit_train::rundir::RunDir;
-use grit_train::trainer::StepMetrics;
+use grit_run::RunDir;
+use grit_run::StepMetrics;
 
 use crate::eval::Evaluations;
 use crate::rollouts::Rollouts;

@@ -6,7 +6,7 @@ use std::ops::Range;
 use eframe::egui::text::{CCursor, LayoutJob};
 use eframe::egui::{self, Color32, Rect, Sense, Stroke, TextFormat, TextStyle, Ui};
 use grit_data::completion::{Region, Segments};
-use grit_train::rollout::RolloutBox;
+use grit_run::RolloutBox;
 
 /// The byte ranges of the segment bodies, parsed once per completion.
 pub fn segment_ranges(text: &str) -> Vec<(Range<usize>, Region)> {

@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use burn::tensor::backend::Backend;
 use clap::Parser;
+use grit_model::VisionLanguage;
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
 use grit_model::generate::{Decoder, GenerationConfig, Sampling, argmax, generate};
 use grit_model::qwen2_5_vl::{Prompt, Qwen2_5Vl};
@@ -25,13 +26,16 @@ struct Args {
     /// HF checkpoint directory.
     #[arg(long, default_value = "tests/fixtures/qwen2_5_vl/text_only")]
     model: PathBuf,
+    /// Tokens of the prompt whose forward pass (prefill) is timed.
     #[arg(long, default_value_t = 256)]
     prompt_len: usize,
+    /// Tokens decoded greedily after the prompt.
     #[arg(long, default_value_t = 64)]
     new_tokens: usize,
+    /// Timed runs of each measurement; the median is reported.
     #[arg(long, default_value_t = 5)]
     repeats: usize,
-    /// cpu, wgpu or cuda.
+    /// Where tensors live: cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
     /// Python with torch + transformers; default: .venv-fixtures/bin/python if present.
@@ -208,4 +212,15 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_of_grit_bench_has_help() {
+        let missing = grit_cli::undocumented_args(&super::Args::command());
+        assert!(missing.is_empty(), "{missing:?}");
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::tensor::backend::Backend;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use grit_data::annotate::{Mark, draw_marks};
 use grit_data::completion::{
     BoxFrame, DegenerateThresholds, ImageSize, ParsedCompletion, PixelBox, Region,
@@ -16,13 +16,10 @@ use grit_data::preprocess::{GRIT_MAX_PIXELS, GRIT_MIN_PIXELS, load_image};
 use grit_data::prompt::PromptStyle;
 use grit_data::rewards::Mode;
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
-use grit_model::generate::{FinishReason, GenerationConfig, Sampling, generate};
+use grit_model::generate::{FinishReason, Sampling, generate};
+use grit_model::processor::{Processor, ProcessorOptions};
 use grit_model::{Prompt, Vlm};
-use grit_train::processor::{Processor, ProcessorOptions};
 use serde::Serialize;
-
-/// Where the model's answer ends in GRIT's output format.
-const ANSWER_END: &str = "</answer>";
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -33,24 +30,32 @@ pub struct Args {
     /// HF checkpoint directory (config.json, safetensors, tokenizer.json).
     #[arg(long)]
     pub model: PathBuf,
+    /// The image to ask about (PNG, JPEG or WebP).
     #[arg(long)]
     pub image: PathBuf,
+    /// The question, as a user would ask it.
     #[arg(long)]
     pub question: String,
-    /// cpu, wgpu or cuda.
+    /// Where tensors live: cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub backend: BackendKind,
-    #[arg(long, value_enum, default_value_t = Style::Grit)]
-    pub prompt: Style,
+    /// The instruction after the question: grit (think, rethink, answer), direct (the bare
+    /// question, zero-shot baseline) or sft (list the boxes, then answer).
+    #[arg(long, default_value_t = PromptStyle::Grit)]
+    pub prompt: PromptStyle,
+    /// The longest completion, in tokens.
     #[arg(long, default_value_t = 1000)]
     pub max_new_tokens: usize,
-    /// 0 decodes greedily.
+    /// Sampling temperature; 0 decodes greedily.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
+    /// Sample among the k most likely tokens (0: all).
     #[arg(long, default_value_t = 50)]
     pub top_k: usize,
+    /// Sample among the most likely tokens whose probability reaches p (1: all).
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
+    /// Seed of the sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Qwen2.5-VL: fewest pixels of the resized image (default: GRIT's 3136).
@@ -71,26 +76,6 @@ pub struct Args {
     pub json: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Style {
-    /// GRIT's think / rethink / answer instructions.
-    Grit,
-    /// The bare question (zero-shot baseline).
-    Direct,
-    /// The SFT-style "list the coordinates, then answer" suffix.
-    Sft,
-}
-
-impl From<Style> for PromptStyle {
-    fn from(style: Style) -> Self {
-        match style {
-            Style::Grit => PromptStyle::Grit,
-            Style::Direct => PromptStyle::Direct,
-            Style::Sft => PromptStyle::Sft,
-        }
-    }
-}
-
 /// What `--json` prints.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -104,8 +89,11 @@ pub struct Report {
     /// What the model saw: Qwen2.5-VL's resized image, InternVL3's tile grid.
     pub processed_size: ImageSize,
     pub prompt_tokens: usize,
+    /// The prompt as token ids, images expanded.
+    pub prompt_ids: Vec<u32>,
     pub completion: String,
     pub completion_tokens: usize,
+    pub completion_ids: Vec<u32>,
     pub finish_reason: FinishReason,
     pub answer: Option<String>,
     pub format_complete: bool,
@@ -125,7 +113,20 @@ pub struct ReportBox {
     pub pixels: PixelBox,
 }
 
+/// Answers the question, then prints the report (as JSON with `--json`).
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    let report = infer(args)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_summary(&report, args.out.as_deref());
+    }
+    Ok(())
+}
+
+/// Answers the question (streaming the reasoning to stdout unless `--json`), writes `--out`,
+/// and returns what `--json` prints.
+pub fn infer(args: &Args) -> anyhow::Result<Report> {
     let processor = Processor::from_dir(
         &args.model,
         &ProcessorOptions {
@@ -137,7 +138,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     )?;
     let image = load_image(&args.image)?;
     let encoded = processor
-        .encode(&image, &args.question, args.prompt.into())
+        .encode(&image, &args.question, args.prompt)
         .with_context(|| format!("preprocessing {}", args.image.display()))?;
 
     let start = Instant::now();
@@ -151,7 +152,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     )??;
     let seconds = start.elapsed().as_secs_f64();
 
-    let text = processor.tokenizer.decode(&completion.tokens, true)?;
+    let text = processor.detokenize(&completion.tokens)?;
     let parsed = ParsedCompletion::parse(&text);
     let boxes = boxes_in_original(&parsed, encoded.frame, encoded.original);
 
@@ -162,13 +163,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         model: args.model.clone(),
         image: args.image.clone(),
         question: args.question.clone(),
-        prompt: format!("{:?}", args.prompt).to_lowercase(),
+        prompt: args.prompt.to_string(),
         family: processor.family().name().to_owned(),
         original_size: encoded.original,
         processed_size: encoded.processed,
         prompt_tokens: encoded.prompt.ids().len(),
+        prompt_ids: encoded.prompt.ids().to_vec(),
         completion: text,
         completion_tokens: completion.tokens.len(),
+        completion_ids: completion.tokens,
         finish_reason: completion.finish,
         answer: parsed.answer.clone(),
         format_complete: parsed.complete,
@@ -176,12 +179,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         boxes,
         seconds,
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print_summary(&report, args.out.as_deref());
-    }
-    Ok(())
+    Ok(report)
 }
 
 /// Every box the model wrote, numbered in order, mapped from the model's frame to the original
@@ -220,26 +218,16 @@ impl OnBackend for Generate<'_> {
             processor,
             prompt,
         } = self;
-        let tokenizer = &processor.tokenizer;
         let model = Vlm::<B>::load(&args.model, &device)?;
-        let stop_strings = match args.prompt {
-            Style::Direct => Vec::new(),
-            Style::Grit | Style::Sft => vec![ANSWER_END.to_string()],
+        let sampling = Sampling {
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            seed: args.seed,
         };
-        let config = GenerationConfig {
-            max_new_tokens: args.max_new_tokens,
-            sampling: Sampling {
-                temperature: args.temperature,
-                top_k: args.top_k,
-                top_p: args.top_p,
-                seed: args.seed,
-            },
-            eos_token_ids: tokenizer.eos_token_ids().to_vec(),
-            stop_strings,
-            suppress_tokens: processor.suppress_tokens(),
-        };
-        let detokenize = |ids: &[u32]| tokenizer.decode(ids, false).unwrap_or_default();
-        let mut stream = tokenizer.stream_decoder(true);
+        let config = processor.generation(args.max_new_tokens, sampling, args.prompt);
+        let detokenize = |ids: &[u32]| processor.detokenize(ids);
+        let mut stream = processor.tokenizer.stream_decoder(true);
         let mut stdout = std::io::stdout();
         let mut on_token = |_row: usize, token: u32| {
             let piece = stream.push(token);

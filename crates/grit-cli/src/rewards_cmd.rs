@@ -24,29 +24,12 @@ use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModeArg {
-    /// What the official Python code does, quirks included.
-    Compat,
-    /// The quirks repaired.
-    Fixed,
-}
-
-impl From<ModeArg> for Mode {
-    fn from(mode: ModeArg) -> Self {
-        match mode {
-            ModeArg::Compat => Mode::Compat,
-            ModeArg::Fixed => Mode::Fixed,
-        }
-    }
-}
-
 /// Compute every GRIT reward for each row of a JSONL file of completions.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RewardsArgs {
-    /// Reproduce the official code (compat) or repair its quirks (fixed).
-    #[arg(long, value_enum, default_value = "fixed")]
-    pub mode: ModeArg,
+    /// compat: what the official Python code does, quirks included; fixed: the quirks repaired.
+    #[arg(long, default_value_t = Mode::Fixed)]
+    pub mode: Mode,
     /// JSONL rows of {completion, answer, dataset, question?, completion_ids?, judge_reply?}.
     pub file: PathBuf,
 }
@@ -118,7 +101,7 @@ pub fn audit_row(config: &RewardConfig, line: usize, row: &AuditRow) -> Value {
 /// Runs `grit rewards`, writing JSONL to `out`.
 pub fn run(args: &RewardsArgs, out: &mut dyn Write) -> Result<()> {
     let rows = read_rows(&args.file)?;
-    let config = RewardConfig::new(args.mode.into());
+    let config = RewardConfig::new(args.mode);
     for (line, row) in &rows {
         writeln!(out, "{}", audit_row(&config, *line, row))?;
     }

@@ -5,6 +5,7 @@ pub mod annotate;
 pub mod completion;
 pub mod dataset;
 pub mod files;
+pub mod hub;
 pub mod metrics;
 pub mod preprocess;
 pub mod prompt;

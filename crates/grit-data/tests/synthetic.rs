@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 
 use grit_data::completion::{ParsedCompletion, Region};
 use grit_data::dataset::{CheckOptions, LoadOptions, check, load};
+use grit_data::hub::ImageProcessor;
 use grit_data::preprocess::{
     CLIP_MEAN, CLIP_STD, GRIT_MIN_PIXELS, PreprocessConfig, load_image, preprocess,
 };
@@ -20,12 +21,13 @@ use grit_data::rewards::{
 use grit_data::synthetic::{
     COUNT_DATASET, Category, Color, CountBy, Item, Object, Question, Relation, SPATIAL_DATASET,
     SPATIAL_MARGIN, Shape, ShapesConfig, build_tokenizer, generate, grounded_trace, splits,
-    tokenizer_corpus, write_split, write_tokenizer_dir,
+    tokenizer_corpus, unresized, write_split, write_tokenizer_dir,
 };
 
 const SEED: u64 = 20_250_515;
 
-static ITEMS: LazyLock<Vec<Item>> = LazyLock::new(|| generate(&ShapesConfig::default(), SEED, 500));
+static ITEMS: LazyLock<Vec<Item>> =
+    LazyLock::new(|| generate(&ShapesConfig::default(), SEED, 500).unwrap());
 
 fn counts(items: &[Item]) -> impl Iterator<Item = (&Item, usize)> {
     items
@@ -37,10 +39,10 @@ fn counts(items: &[Item]) -> impl Iterator<Item = (&Item, usize)> {
 #[test]
 fn same_seed_same_items_other_seed_other_items() {
     let config = ShapesConfig::default();
-    let a = generate(&config, SEED, 40);
-    assert_eq!(a, generate(&config, SEED, 40));
-    assert_eq!(a[..10], generate(&config, SEED, 10)[..]);
-    let b = generate(&config, SEED + 1, 40);
+    let a = generate(&config, SEED, 40).unwrap();
+    assert_eq!(a, generate(&config, SEED, 40).unwrap());
+    assert_eq!(a[..10], generate(&config, SEED, 10).unwrap()[..]);
+    let b = generate(&config, SEED + 1, 40).unwrap();
     assert!(a.iter().zip(&b).all(|(x, y)| x.image != y.image));
     assert_ne!(
         a.iter().map(|i| &i.sample).collect::<Vec<_>>(),
@@ -49,7 +51,7 @@ fn same_seed_same_items_other_seed_other_items() {
 
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write_split(&a, one.path(), "train").unwrap();
-    write_split(&generate(&config, SEED, 40), two.path(), "train").unwrap();
+    write_split(&generate(&config, SEED, 40).unwrap(), two.path(), "train").unwrap();
     let bytes = |dir: &Path, name: &str| fs::read(dir.join(name)).unwrap();
     assert_eq!(
         bytes(one.path(), "train.jsonl"),
@@ -213,7 +215,7 @@ fn min_count_removes_the_smaller_counts_only() {
         min_count: 2,
         ..Default::default()
     };
-    let items = generate(&config, SEED, 300);
+    let items = generate(&config, SEED, 300).unwrap();
     let mut by_count = BTreeMap::<usize, usize>::new();
     for (_, count) in counts(&items) {
         *by_count.entry(count).or_default() += 1;
@@ -229,7 +231,7 @@ fn count_by_picks_the_question_forms() {
         counting_fraction: 1.0,
         ..Default::default()
     };
-    for (item, _) in counts(&generate(&config, SEED, 100)) {
+    for (item, _) in counts(&generate(&config, SEED, 100).unwrap()) {
         let q = &item.sample.question;
         assert!(q.contains(" shapes are there?"), "{q}");
     }
@@ -260,16 +262,16 @@ fn written_split_loads_and_checks_clean() {
 #[test]
 fn splits_are_named_disjoint_and_reproducible() {
     let config = ShapesConfig::default();
-    let s = splits(&config, SEED, 20, 10);
+    let s = splits(&config, SEED, 20, 10).unwrap();
     assert_eq!((s.train.len(), s.heldout.len()), (20, 10));
     assert_eq!(s.train[3].sample.image, "train_00003.png");
     assert_eq!(s.heldout[9].sample.image, "heldout_00009.png");
     for held in &s.heldout {
         assert!(s.train.iter().all(|t| t.image != held.image));
     }
-    assert_eq!(s, splits(&config, SEED, 20, 10));
+    assert_eq!(s, splits(&config, SEED, 20, 10).unwrap());
     // Growing the held-out set leaves the training set alone.
-    assert_eq!(s.train, splits(&config, SEED, 20, 15).train);
+    assert_eq!(s.train, splits(&config, SEED, 20, 15).unwrap().train);
 }
 
 /// A hand-made item: only objects and question matter to a trace.
@@ -409,7 +411,12 @@ fn tokenizer_round_trips_and_keeps_traces_short() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    write_tokenizer_dir(dir.path(), &tokenizer, 112).unwrap();
+    write_tokenizer_dir(
+        dir.path(),
+        &tokenizer,
+        ImageProcessor::Qwen2_5Vl(&unresized(112)),
+    )
+    .unwrap();
     let preprocess_config = PreprocessConfig::from_checkpoint_dir(dir.path()).unwrap();
     assert_eq!(
         preprocess_config,

@@ -18,6 +18,14 @@ pub enum JudgeConfig {
 }
 
 impl JudgeConfig {
+    /// Checks the values without building anything (no API key, no cache file needed).
+    pub fn validate(&self) -> Result<(), JudgeError> {
+        match self {
+            JudgeConfig::Rule => Ok(()),
+            JudgeConfig::Openai(config) => config.validate().map(|_| ()),
+        }
+    }
+
     /// The judge, in the run's `mode` (which replaces the openai config's own).
     pub fn build(&self, mode: Mode) -> Result<Box<dyn Judge + Send>, JudgeError> {
         Ok(match self {

@@ -134,6 +134,26 @@ impl Failure {
     }
 }
 
+impl OpenAiJudgeConfig {
+    /// Checks the values before any request; returns the request timeout.
+    pub fn validate(&self) -> Result<Duration, JudgeError> {
+        let invalid = |message: &str| Err(JudgeError::InvalidConfig(message.to_owned()));
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+            return invalid("base_url must start with http:// or https://");
+        }
+        if self.concurrency == 0 {
+            return invalid("concurrency must be at least 1");
+        }
+        if self.temperature.is_some_and(|t| !t.is_finite()) {
+            return invalid("temperature must be a finite number");
+        }
+        match Duration::try_from_secs_f64(self.timeout_s) {
+            Ok(timeout) if !timeout.is_zero() => Ok(timeout),
+            _ => invalid("timeout_s must be a positive number of seconds"),
+        }
+    }
+}
+
 impl OpenAiJudge {
     /// The judge, its API key read from the environment variable `config.api_key_env`.
     pub fn new(config: OpenAiJudgeConfig) -> Result<Self, JudgeError> {
@@ -148,20 +168,7 @@ impl OpenAiJudge {
 
     /// The judge with the given API key (empty: no `Authorization` header); loads the cache.
     pub fn with_api_key(config: OpenAiJudgeConfig, api_key: String) -> Result<Self, JudgeError> {
-        let invalid = |message: &str| Err(JudgeError::InvalidConfig(message.to_owned()));
-        if !(config.base_url.starts_with("http://") || config.base_url.starts_with("https://")) {
-            return invalid("base_url must start with http:// or https://");
-        }
-        if config.concurrency == 0 {
-            return invalid("concurrency must be at least 1");
-        }
-        if config.temperature.is_some_and(|t| !t.is_finite()) {
-            return invalid("temperature must be a finite number");
-        }
-        let timeout = match Duration::try_from_secs_f64(config.timeout_s) {
-            Ok(timeout) if !timeout.is_zero() => timeout,
-            _ => return invalid("timeout_s must be a positive number of seconds"),
-        };
+        let timeout = config.validate()?;
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))

@@ -3,15 +3,17 @@ use std::path::PathBuf;
 /// Everything that can go wrong between a checkpoint on disk and tokens out.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    // The underlying errors are part of the message, not a `source`, so that an error chain
+    // printed with `{:#}` says them once.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{path}: invalid JSON: {error}")]
     Json {
         path: PathBuf,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
@@ -31,6 +33,12 @@ pub enum Error {
     Input(String),
     #[error("backend `{backend}` unavailable: {message}")]
     Backend { backend: String, message: String },
+    #[error(transparent)]
+    Prompt(#[from] grit_data::prompt::PromptError),
+    #[error(transparent)]
+    Preprocess(#[from] grit_data::preprocess::PreprocessError),
+    #[error(transparent)]
+    File(#[from] grit_data::files::FileError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -39,7 +47,7 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

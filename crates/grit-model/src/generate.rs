@@ -61,13 +61,7 @@ pub struct GenerationConfig {
     pub suppress_tokens: Vec<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FinishReason {
-    Eos,
-    StopString,
-    Length,
-}
+pub use grit_data::completion::FinishReason;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
@@ -81,7 +75,7 @@ pub struct Completion {
 pub type OnToken<'a> = &'a mut dyn FnMut(usize, u32);
 
 /// Turns a completion's token ids into text, for stop strings.
-pub type Detokenize<'a> = &'a dyn Fn(&[u32]) -> String;
+pub type Detokenize<'a> = &'a dyn Fn(&[u32]) -> Result<String>;
 
 /// Generates a completion for every prompt. `detokenize` is needed only for stop strings.
 pub fn generate<B: Backend, D: Decoder<B>>(
@@ -149,7 +143,7 @@ pub fn generate<B: Backend, D: Decoder<B>>(
                 completion.finish = FinishReason::Eos;
                 done[row] = true;
             } else if let Some(detok) = detokenize.filter(|_| !config.stop_strings.is_empty()) {
-                let text = detok(&completion.tokens);
+                let text = detok(&completion.tokens)?;
                 if config
                     .stop_strings
                     .iter()

@@ -10,11 +10,14 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use serde_json::Value;
 
+use crate::composition::{self, VisionLanguage};
 use crate::error::{Error, Result};
 use crate::generate::Decoder;
-use crate::internvl3::{self, InternVl3};
+use crate::hf::{ConfigError, read_json};
+use crate::internvl3::{self, InternVl3, InternVl3Config};
 use crate::nn::RestoreParams;
-use crate::qwen2_5_vl::{self, DecodeState, Qwen2_5Vl};
+use crate::qwen2::DecodeState;
+use crate::qwen2_5_vl::{self, Qwen2_5Vl, Qwen2_5VlConfig};
 use crate::weights::StoreDtype;
 
 /// The architectures grit runs.
@@ -30,11 +33,7 @@ impl Family {
     /// remote code).
     pub fn detect(dir: &Path) -> Result<Self> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let json: Value = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: path.clone(),
-            source,
-        })?;
+        let json = read_json(&path)?;
         match json.get("model_type").and_then(Value::as_str) {
             Some("qwen2_5_vl") => Ok(Family::Qwen2_5Vl),
             Some("internvl" | "internvl_chat") => Ok(Family::InternVl3),
@@ -74,27 +73,26 @@ impl Prompt {
 
     /// The same images with `tail` (a completion) appended to the ids: a training sequence.
     pub fn extended(&self, tail: &[u32]) -> Prompt {
-        let ids = |ids: &[u32]| [ids, tail].concat();
+        fn extend<I: Clone>(p: &composition::Prompt<I>, tail: &[u32]) -> composition::Prompt<I> {
+            composition::Prompt {
+                ids: [&p.ids, tail].concat(),
+                images: p.images.clone(),
+            }
+        }
         match self {
-            Prompt::Qwen2_5Vl(p) => Prompt::Qwen2_5Vl(qwen2_5_vl::Prompt {
-                ids: ids(&p.ids),
-                images: p.images.clone(),
-            }),
-            Prompt::InternVl3(p) => Prompt::InternVl3(internvl3::Prompt {
-                ids: ids(&p.ids),
-                images: p.images.clone(),
-            }),
+            Prompt::Qwen2_5Vl(p) => Prompt::Qwen2_5Vl(extend(p, tail)),
+            Prompt::InternVl3(p) => Prompt::InternVl3(extend(p, tail)),
         }
     }
 
     /// A text-only prompt for `family`.
     pub fn text(family: Family, ids: Vec<u32>) -> Prompt {
         match family {
-            Family::Qwen2_5Vl => Prompt::Qwen2_5Vl(qwen2_5_vl::Prompt {
+            Family::Qwen2_5Vl => Prompt::Qwen2_5Vl(composition::Prompt {
                 ids,
                 images: Vec::new(),
             }),
-            Family::InternVl3 => Prompt::InternVl3(internvl3::Prompt {
+            Family::InternVl3 => Prompt::InternVl3(composition::Prompt {
                 ids,
                 images: Vec::new(),
             }),
@@ -105,6 +103,31 @@ impl Prompt {
         match self {
             Prompt::Qwen2_5Vl(_) => Family::Qwen2_5Vl,
             Prompt::InternVl3(_) => Family::InternVl3,
+        }
+    }
+}
+
+/// The hyper-parameters of either family.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VlmConfig {
+    Qwen2_5Vl(Qwen2_5VlConfig),
+    InternVl3(InternVl3Config),
+}
+
+impl VlmConfig {
+    /// The checks the model needs before any tensor is built.
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        match self {
+            VlmConfig::Qwen2_5Vl(c) => c.validate(),
+            VlmConfig::InternVl3(c) => c.validate(),
+        }
+    }
+
+    /// A randomly initialized model.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Vlm<B> {
+        match self {
+            VlmConfig::Qwen2_5Vl(c) => Vlm::Qwen2_5Vl(c.init(device)),
+            VlmConfig::InternVl3(c) => Vlm::InternVl3(c.init(device)),
         }
     }
 }

@@ -230,9 +230,9 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
         weight_map: BTreeMap<String, String>,
     }
     let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
-    let parsed: Index = serde_json::from_str(&text).map_err(|source| Error::Json {
+    let parsed: Index = serde_json::from_str(&text).map_err(|error| Error::Json {
         path: index.into(),
-        source,
+        error,
     })?;
     let dir = index.parent().unwrap_or(Path::new("."));
     let names: BTreeSet<&String> = parsed.weight_map.values().collect();
@@ -298,11 +298,22 @@ impl<B: Backend> ModuleMapper<B> for LoadMapper<'_, B> {
 }
 
 /// How exported weights are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StoreDtype {
     /// What the hub ships.
     Bf16,
     F32,
+}
+
+impl StoreDtype {
+    /// The name `config.json`'s `dtype` gives it.
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            StoreDtype::Bf16 => "bfloat16",
+            StoreDtype::F32 => "float32",
+        }
+    }
 }
 
 /// Writes an HF model directory: `config.json` (`config`) and `model.safetensors` (see
@@ -315,7 +326,11 @@ pub fn save_dir<B: Backend, M: Module<B>>(
     dtype: StoreDtype,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let text = serde_json::to_string_pretty(config).expect("JSON value");
+    // `dtype` names what the safetensors hold, so that transformers' `dtype="auto"` loads the
+    // precision that was saved.
+    let mut config = config.clone();
+    config["dtype"] = dtype.hf_name().into();
+    let text = serde_json::to_string_pretty(&config).expect("JSON value");
     let config_path = dir.join("config.json");
     let tmp = dir.join("config.json.partial");
     std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
@@ -358,9 +373,12 @@ pub fn save<B: Backend, M: Module<B>>(
         "format".to_string(),
         "pt".to_string(),
     )]));
-    safetensors::serialize_to_file(views, metadata, &tmp).map_err(|e| Error::SafeTensors {
-        path: tmp.clone(),
-        message: e.to_string(),
+    safetensors::serialize_to_file(views, metadata, &tmp).map_err(|e| match e {
+        safetensors::SafeTensorError::IoError(source) => Error::io(&tmp, source),
+        other => Error::SafeTensors {
+            path: tmp.clone(),
+            message: other.to_string(),
+        },
     })?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }

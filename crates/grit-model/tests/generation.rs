@@ -111,7 +111,7 @@ fn generation_stops_at_eos_or_a_stop_string_and_streams_every_token() {
     assert_eq!(stopped.tokens, free.tokens[..=first]);
 
     // A stop string that spans two tokens of the detokenized text.
-    let detok = |ids: &[u32]| ids.iter().map(|t| format!("<{t}>")).collect::<String>();
+    let detok = |ids: &[u32]| Ok(ids.iter().map(|t| format!("<{t}>")).collect::<String>());
     let mut stop = config(8);
     stop.stop_strings = vec![format!("{}><{}", free.tokens[3], free.tokens[4])];
     let mut streamed = Vec::new();
@@ -120,7 +120,7 @@ fn generation_stops_at_eos_or_a_stop_string_and_streams_every_token() {
         .unwrap()
         .remove(0);
     assert_eq!(stopped.finish, FinishReason::StopString);
-    let text = detok(&stopped.tokens);
+    let text = detok(&stopped.tokens).unwrap();
     assert!(text.ends_with(&format!("<{}>", free.tokens[4])), "{text}");
     assert!(stopped.tokens.len() <= 5);
     assert_eq!(

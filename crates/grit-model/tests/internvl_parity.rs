@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::{fixtures_root, host, max_abs_diff};
+use grit_model::VisionLanguage;
 use grit_model::backend::Cpu;
 use grit_model::generate::{Decoder, GenerationConfig, Sampling, generate};
 use grit_model::internvl3::{CheckpointLayout, ImageInput, InternVl3, Prompt};

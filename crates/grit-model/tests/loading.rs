@@ -8,6 +8,7 @@ use std::path::Path;
 
 use common::{fixtures_root, host, max_abs_diff};
 use grit_model::Error;
+use grit_model::VisionLanguage;
 use grit_model::backend::Cpu;
 use grit_model::qwen2_5_vl::{Prompt, Qwen2_5Vl};
 use grit_model::weights::StoreDtype;
@@ -162,7 +163,7 @@ fn an_inconsistent_config_names_the_field() {
     std::fs::write(dir.path().join("config.json"), config).unwrap();
     let message = load_error(dir.path());
     assert!(
-        message.contains("`mrope_section` [3, 3, 3] must sum to head_dim/2 = 8"),
+        message.contains("mrope_section`: [3, 3, 3] must sum to head_dim / 2 = 8"),
         "{message}"
     );
 }

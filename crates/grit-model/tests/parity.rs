@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
 use common::{fixtures_root, host, max_abs_diff};
+use grit_model::VisionLanguage;
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
 use grit_model::generate::{Decoder, GenerationConfig, Sampling, generate};
 use grit_model::qwen2_5_vl::{ImageInput, Prompt, Qwen2_5Vl};
@@ -209,19 +210,25 @@ fn cuda_matches_transformers() {
     assert_parity(BackendKind::Cuda);
 }
 
-/// Without a GPU, the first CUDA call panics inside cudarc; users get an error instead.
+/// Without a GPU, the first CUDA call panics inside cudarc; users get an error instead. With
+/// one, the device computes.
 #[cfg(feature = "cuda")]
 #[test]
 fn cuda_without_a_device_is_an_error_not_a_panic() {
     struct Touch;
     impl OnBackend for Touch {
-        type Output = ();
-        fn run<B: Backend>(self, device: B::Device) {
-            burn::tensor::Tensor::<B, 1>::ones([2], &device).into_data();
+        type Output = Vec<f32>;
+        fn run<B: Backend>(self, device: B::Device) -> Vec<f32> {
+            let ones = burn::tensor::Tensor::<B, 1>::ones([2], &device);
+            (ones.clone() + ones)
+                .into_data()
+                .convert::<f32>()
+                .into_vec()
+                .unwrap()
         }
     }
     match dispatch(BackendKind::Cuda, Touch) {
-        Ok(()) => println!("a CUDA device is present"),
+        Ok(sum) => assert_eq!(sum, vec![2.0, 2.0]),
         Err(e) => {
             let message = e.to_string();
             assert!(

@@ -8,10 +8,16 @@ use grit_data::prompt::PromptStyle;
 use grit_data::rewards::{Mode, RewardKind};
 use grit_data::synthetic::ShapesConfig;
 use grit_judge::JudgeConfig;
+use grit_model::VlmConfig;
+use grit_model::backend::BackendKind;
+use grit_model::internvl3::{self, InternVl3Config};
+use grit_model::qwen2::TextConfig;
+use grit_model::qwen2_5_vl::{self, Qwen2_5VlConfig};
+use grit_model::weights::StoreDtype;
 use serde::{Deserialize, Serialize};
 
 use crate::optim::{AdamWConfig, Schedule};
-use crate::processor::ProcessorOptions;
+use grit_model::processor::ProcessorOptions;
 
 /// `configs/shapes-tiny.toml`, what `grit-train` runs without `--config`.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/shapes-tiny.toml");
@@ -23,7 +29,7 @@ pub struct RunConfig {
     pub out: PathBuf,
     pub seed: u64,
     /// `cpu`, `wgpu` or `cuda`.
-    pub backend: String,
+    pub backend: BackendKind,
     /// An HF checkpoint directory (weights, config.json, tokenizer). Empty: the demo builds a
     /// small model and warms it up with [`SftConfig`].
     pub model: Option<PathBuf>,
@@ -42,7 +48,7 @@ impl Default for RunConfig {
         Self {
             out: PathBuf::from("runs/grit"),
             seed: 0,
-            backend: "cpu".into(),
+            backend: BackendKind::Cpu,
             model: None,
             data: DataConfig::default(),
             demo: DemoConfig::default(),
@@ -281,7 +287,7 @@ pub struct CheckpointConfig {
     /// Newest checkpoints kept (0: all).
     pub keep: usize,
     /// `f32` resumes bit-exactly; `bf16` halves the files (hub checkpoints are bf16).
-    pub dtype: String,
+    pub dtype: StoreDtype,
 }
 
 impl Default for CheckpointConfig {
@@ -289,14 +295,237 @@ impl Default for CheckpointConfig {
         Self {
             every: 50,
             keep: 2,
-            dtype: "f32".into(),
+            dtype: StoreDtype::F32,
         }
     }
 }
 
+impl DemoConfig {
+    /// The demo's train and held-out items.
+    pub fn splits(&self, seed: u64) -> anyhow::Result<grit_data::synthetic::Splits> {
+        grit_data::synthetic::splits(&self.shapes, seed, self.train_samples, self.heldout_samples)
+            .map_err(|e| anyhow::anyhow!("[demo.shapes]: {e}"))
+    }
+
+    /// The model the demo builds: its family at its size over `vocab` tokens, whose image
+    /// placeholder, vision start and vision end are `image_tokens` (InternVL3 uses the first).
+    pub fn model_config(&self, vocab: usize, image_tokens: [u32; 3]) -> VlmConfig {
+        let head_dim = self.hidden_size / self.heads.max(1);
+        let half = head_dim / 2;
+        let text = TextConfig::new(
+            vocab,
+            self.hidden_size,
+            self.intermediate_size,
+            self.layers,
+            self.heads,
+            self.kv_heads,
+        );
+        match self.family {
+            DemoFamily::Qwen2_5Vl => {
+                // Qwen2.5-VL splits the rotary half-dimension 16:24:24 between time, height and
+                // width.
+                let temporal = half / 4;
+                let height = (half - temporal) / 2;
+                let vision = qwen2_5_vl::VisionConfig::new(
+                    self.vision_depth,
+                    self.vision_hidden_size,
+                    self.vision_heads,
+                    self.vision_hidden_size * 2,
+                    self.hidden_size,
+                    vec![self.vision_depth.saturating_sub(1)],
+                );
+                let mut config = Qwen2_5VlConfig::new(
+                    text.with_mrope_section(Some([temporal, height, half - temporal - height])),
+                    vision,
+                )
+                .with_tie_word_embeddings(true);
+                [
+                    config.image_token_id,
+                    config.vision_start_token_id,
+                    config.vision_end_token_id,
+                ] = image_tokens;
+                VlmConfig::Qwen2_5Vl(config)
+            }
+            DemoFamily::InternVl3 => {
+                // One tile per (square) image, at the images' own size.
+                let vision = internvl3::VisionConfig::new(
+                    self.vision_hidden_size,
+                    self.vision_depth,
+                    self.vision_heads,
+                    self.vision_hidden_size * 2,
+                )
+                .with_image_size(self.shapes.image_size as usize);
+                VlmConfig::InternVl3(
+                    InternVl3Config::new(text, vision)
+                        .with_image_token_id(image_tokens[0])
+                        .with_tie_word_embeddings(true),
+                )
+            }
+        }
+    }
+}
+
+/// `Ok` when `ok`, else an error naming the TOML key.
+fn check(ok: bool, key: &str, message: impl std::fmt::Display) -> anyhow::Result<()> {
+    anyhow::ensure!(ok, "`{key}`: {message}");
+    Ok(())
+}
+
+fn positive(value: usize, key: &str) -> anyhow::Result<()> {
+    check(value > 0, key, "must be at least 1")
+}
+
+fn finite_at_least(value: f64, min: f64, key: &str) -> anyhow::Result<()> {
+    check(
+        value.is_finite() && value >= min,
+        key,
+        format!("{value} must be a number of at least {min}"),
+    )
+}
+
 impl RunConfig {
+    /// Parses and validates a run config; `origin` (the file) prefixes every error.
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
-        toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
+        let config: Self = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{origin}: {e:#}"))?;
+        Ok(config)
+    }
+
+    /// Every value the run would otherwise trip over later, checked before anything starts;
+    /// errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let data = &self.data;
+        if let (Some(min), Some(max)) = (data.min_pixels, data.max_pixels) {
+            check(
+                min <= max,
+                "[data] min_pixels",
+                format!("{min} exceeds max_pixels {max}"),
+            )?;
+        }
+        if let Some(max) = data.max_pixels {
+            positive(max, "[data] max_pixels")?;
+        }
+        if let Some(tiles) = data.max_tiles {
+            positive(tiles, "[data] max_tiles")?;
+        }
+        if self.model.is_some() {
+            check(
+                !data.train.is_empty(),
+                "[data] train",
+                "a run from a checkpoint needs training files (--data)",
+            )?;
+        } else {
+            self.validate_demo()?;
+        }
+
+        let sft = &self.sft;
+        positive(sft.batch, "[sft] batch")?;
+        finite_at_least(sft.learning_rate, 0.0, "[sft] learning_rate")?;
+
+        let g = &self.grpo;
+        positive(g.steps, "[grpo] steps")?;
+        positive(g.prompts_per_step, "[grpo] prompts_per_step")?;
+        check(g.group_size >= 2, "[grpo] group_size", "must be at least 2")?;
+        positive(g.micro_batch, "[grpo] micro_batch")?;
+        positive(g.rollout_batch, "[grpo] rollout_batch")?;
+        positive(g.max_new_tokens, "[grpo] max_new_tokens")?;
+        positive(g.updates_per_batch, "[grpo] updates_per_batch")?;
+        positive(g.logprob_chunk, "[grpo] logprob_chunk")?;
+        finite_at_least(f64::from(g.temperature), 0.0, "[grpo] temperature")?;
+        check(
+            g.top_p > 0.0 && g.top_p <= 1.0,
+            "[grpo] top_p",
+            format!("{} must lie in (0, 1]", g.top_p),
+        )?;
+        finite_at_least(g.beta, 0.0, "[grpo] beta")?;
+        finite_at_least(g.learning_rate, 0.0, "[grpo] learning_rate")?;
+        for (value, key) in [
+            (g.clip_eps_low, "[grpo] clip_eps_low"),
+            (g.clip_eps_high, "[grpo] clip_eps_high"),
+        ] {
+            if let Some(eps) = value {
+                finite_at_least(eps, 0.0, key)?;
+            }
+        }
+        let o = &g.optimizer;
+        for (value, key) in [
+            (o.beta1, "[grpo.optimizer] beta1"),
+            (o.beta2, "[grpo.optimizer] beta2"),
+        ] {
+            check(
+                (0.0..1.0).contains(&value),
+                key,
+                format!("{value} must lie in [0, 1)"),
+            )?;
+        }
+        check(
+            o.eps.is_finite() && o.eps > 0.0,
+            "[grpo.optimizer] eps",
+            "must be a positive number",
+        )?;
+        finite_at_least(o.weight_decay, 0.0, "[grpo.optimizer] weight_decay")?;
+        if let Some(norm) = o.max_grad_norm {
+            check(
+                norm.is_finite() && norm > 0.0,
+                "[grpo.optimizer] max_grad_norm",
+                "must be a positive number",
+            )?;
+        }
+
+        positive(self.eval.batch, "[eval] batch")?;
+        positive(self.eval.max_new_tokens, "[eval] max_new_tokens")?;
+        self.reward_config()?;
+        self.judge
+            .validate()
+            .map_err(|e| anyhow::anyhow!("[judge]: {e}"))?;
+        Ok(())
+    }
+
+    fn validate_demo(&self) -> anyhow::Result<()> {
+        let d = &self.demo;
+        d.shapes
+            .validate()
+            .map_err(|e| anyhow::anyhow!("[demo.shapes]: {e}"))?;
+        positive(d.train_samples, "[demo] train_samples")?;
+        let minimum = grit_data::synthetic::min_vocab_size();
+        check(
+            d.vocab_size >= minimum,
+            "[demo] vocab_size",
+            format!(
+                "{} is below the {minimum} tokens the tokenizer starts with",
+                d.vocab_size
+            ),
+        )?;
+        for (value, key) in [
+            (d.hidden_size, "[demo] hidden_size"),
+            (d.intermediate_size, "[demo] intermediate_size"),
+            (d.layers, "[demo] layers"),
+            (d.heads, "[demo] heads"),
+            (d.kv_heads, "[demo] kv_heads"),
+            (d.vision_hidden_size, "[demo] vision_hidden_size"),
+            (d.vision_depth, "[demo] vision_depth"),
+            (d.vision_heads, "[demo] vision_heads"),
+        ] {
+            positive(value, key)?;
+        }
+        check(
+            d.hidden_size.is_multiple_of(d.heads) && (d.hidden_size / d.heads).is_multiple_of(8),
+            "[demo] hidden_size",
+            format!(
+                "{} / heads {} must be a multiple of 8",
+                d.hidden_size, d.heads
+            ),
+        )?;
+        check(
+            d.heads.is_multiple_of(d.kv_heads),
+            "[demo] kv_heads",
+            format!("{} must divide heads {}", d.kv_heads, d.heads),
+        )?;
+        d.model_config(d.vocab_size, [0, 1, 2])
+            .validate()
+            .map_err(|e| anyhow::anyhow!("[demo]: the model it describes: {e}"))
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Self> {

@@ -8,49 +8,28 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use grit_data::completion::ImageSize;
 use grit_data::metrics::{
     GroundingConfig, MetricsSummary, SampleInput, SampleMetrics, evaluate_sample,
 };
+use grit_data::prompt::PromptStyle;
 use grit_data::rewards::{self, Judge, RewardConfig, answer_accuracy_reward};
-use grit_model::generate::{FinishReason, GenerationConfig, Sampling, generate};
+use grit_model::generate::{FinishReason, Sampling, generate};
+use grit_model::processor::Processor;
 use grit_model::{Prompt, Vlm};
-use serde::{Deserialize, Serialize};
+use grit_run::{EvalRow, JsonlWriter, RunLock, read_jsonl, truncate_jsonl, write_atomic};
 
 use crate::data::Example;
-use crate::processor::Processor;
-use crate::rollout::{ANSWER_END, RolloutBox, boxes};
-use crate::rundir::{JsonlWriter, read_jsonl, write_atomic};
+use crate::rollout::boxes;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalSettings {
     pub max_new_tokens: usize,
+    /// The prompt style the examples were encoded with (where generation stops).
+    pub style: PromptStyle,
     pub batch: usize,
     pub grounding: GroundingConfig,
     /// Write image paths relative to this folder when they lie inside it (a run directory).
     pub paths_relative_to: Option<PathBuf>,
-}
-
-/// One evaluated item, a line of `samples.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvalRow {
-    /// `file:line` of the sample: what makes an item unique.
-    pub id: String,
-    pub image: PathBuf,
-    pub dataset: String,
-    pub question: String,
-    pub answer: String,
-    pub gt_boxes: Vec<[f64; 4]>,
-    pub completion: String,
-    pub tokens: usize,
-    pub finish_reason: FinishReason,
-    pub judge_score: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judge_error: Option<String>,
-    pub boxes: Vec<RolloutBox>,
-    pub metrics: SampleMetrics,
-    pub original_size: ImageSize,
-    pub processed_size: ImageSize,
 }
 
 fn item_id(example: &Example) -> String {
@@ -74,35 +53,29 @@ pub fn evaluate<B: Backend>(
     out: &Path,
     on_batch: &mut dyn FnMut(usize),
 ) -> anyhow::Result<MetricsSummary> {
-    std::fs::create_dir_all(out)?;
+    let _lock = RunLock::acquire(out, "an evaluation")?;
     let samples_path = out.join("samples.jsonl");
     let done: HashSet<String> = read_jsonl::<EvalRow>(&samples_path)?
         .into_iter()
         .map(|r| r.id)
         .collect();
-    // Rewrite without a half line a crash may have left, then append.
-    crate::rundir::truncate_jsonl_to_step(&samples_path, u64::MAX)?;
+    // Cut a half line a crash may have left, then append.
+    truncate_jsonl(&samples_path, |_| Ok(true))?;
     let mut writer = JsonlWriter::append_to(&samples_path)?;
     let todo: Vec<&Example> = examples
         .iter()
         .filter(|e| !done.contains(&item_id(e)))
         .collect();
-    let tokenizer = &processor.tokenizer;
-    let generation = GenerationConfig {
-        max_new_tokens: settings.max_new_tokens,
-        sampling: Sampling::greedy(),
-        eos_token_ids: tokenizer.eos_token_ids().to_vec(),
-        stop_strings: vec![ANSWER_END.to_owned()],
-        suppress_tokens: processor.suppress_tokens(),
-    };
-    let detokenize = |ids: &[u32]| tokenizer.decode(ids, true).unwrap_or_default();
+    let generation =
+        processor.generation(settings.max_new_tokens, Sampling::greedy(), settings.style);
+    let detokenize = |ids: &[u32]| processor.detokenize(ids);
     let mut finished = examples.len() - todo.len();
     on_batch(finished);
     for batch in todo.chunks(settings.batch.max(1)) {
         let prompts: Vec<Prompt> = batch.iter().map(|e| e.prompt.clone()).collect();
         let completions = generate(model, &prompts, &generation, Some(&detokenize), None)?;
         for (example, completion) in batch.iter().zip(completions) {
-            let text = tokenizer.decode(&completion.tokens, true)?;
+            let text = processor.detokenize(&completion.tokens)?;
             let mut row = score_item(
                 example,
                 text,
@@ -113,7 +86,7 @@ pub fn evaluate<B: Backend>(
                 &settings.grounding,
             );
             if let Some(root) = &settings.paths_relative_to {
-                row.image = crate::trainer::relative_to(&row.image, root);
+                row.image = grit_run::relative_to(&row.image, root);
             }
             writer.write(&row)?;
         }

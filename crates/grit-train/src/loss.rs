@@ -173,14 +173,15 @@ mod tests {
     use burn::optim::GradientsParams;
     use grit_model::Family;
     use grit_model::backend::Cpu;
-    use grit_model::qwen2_5_vl::{Qwen2_5VlConfig, TextConfig, VisionConfig};
+    use grit_model::qwen2::TextConfig;
+    use grit_model::qwen2_5_vl::{Qwen2_5VlConfig, VisionConfig};
 
     type B = Autodiff<Cpu>;
 
     fn tiny_model() -> Vlm<B> {
         let device = Default::default();
         Cpu::seed(&device, 7);
-        let text = TextConfig::new(64, 32, 64, 1, 2, 1, [2, 3, 3]);
+        let text = TextConfig::new(64, 32, 64, 1, 2, 1).with_mrope_section(Some([2, 3, 3]));
         let vision = VisionConfig::new(1, 16, 2, 32, 32, vec![0]);
         Vlm::from(Qwen2_5VlConfig::new(text, vision).init::<Cpu>(&device)).trainable()
     }

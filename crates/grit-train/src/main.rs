@@ -2,13 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use grit_model::backend::{BackendKind, dispatch};
+use grit_run::{RunDir, write_atomic};
 use grit_train::config::{DEFAULT_CONFIG, RunConfig};
 use grit_train::pipeline::{Pipeline, Stage};
 use grit_train::progress::Progress;
-use grit_train::rundir::{RunDir, write_atomic};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -40,18 +39,22 @@ struct RunArgs {
     /// Image folders: one per data file, or one for all.
     #[arg(long, value_delimiter = ',', global = true)]
     images: Vec<PathBuf>,
-    /// Held-out JSONL files for the before/after evaluation.
+    /// Held-out JSONL files for the before/after evaluation, comma-separated.
     #[arg(long, value_delimiter = ',', global = true)]
     heldout: Vec<PathBuf>,
+    /// Image folders of the held-out files: one per file, or one for all.
     #[arg(long, value_delimiter = ',', global = true)]
     heldout_images: Vec<PathBuf>,
-    /// The run directory.
+    /// The run directory (default: the config's `out`).
     #[arg(long, global = true)]
     out: Option<PathBuf>,
+    /// Where tensors live: cpu, wgpu or cuda (default: the config's `backend`).
     #[arg(long, global = true)]
     backend: Option<BackendKind>,
+    /// GRPO-GR optimizer steps (default: the config's `[grpo] steps`).
     #[arg(long, global = true)]
     steps: Option<usize>,
+    /// Seed of the data order, sampling and the demo (default: the config's `seed`).
     #[arg(long, global = true)]
     seed: Option<u64>,
     /// Skip malformed data lines (with a warning) instead of stopping.
@@ -74,6 +77,13 @@ enum Command {
 }
 
 fn main() {
+    // Under a file-size limit (`ulimit -f`) a write past it then fails with an error naming the
+    // file, which the trainer reports, instead of the signal killing the process mid-write.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let args = Args::parse();
     if let Err(err) = run(args) {
         eprintln!("error: {err:#}");
@@ -88,7 +98,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let run = RunDir::new(dir);
             let mut config = RunConfig::load(&run.config())?;
             if let Some(backend) = a.backend {
-                config.backend = backend.to_string();
+                config.backend = backend;
             }
             (config, run, true)
         }
@@ -103,13 +113,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     if let Some(Command::Synth) = args.command {
-        let demo = &config.demo;
-        let splits = grit_data::synthetic::splits(
-            &demo.shapes,
-            config.seed,
-            demo.train_samples,
-            demo.heldout_samples,
-        );
+        let splits = config.demo.splits(config.seed)?;
         for (items, split) in [(&splits.train, "train"), (&splits.heldout, "heldout")] {
             let source = grit_data::synthetic::write_split(items, &run.root, split)?;
             println!(
@@ -121,15 +125,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    run.create()?;
+    let _lock = run.lock("grit-train")?;
     if !resume {
         run.ensure_fresh()?;
+        write_atomic(&run.config(), config.to_toml().as_bytes())?;
     }
-    run.create()?;
-    if !resume {
-        write_atomic(&run.config(), config.to_toml().as_bytes())
-            .with_context(|| format!("writing {}", run.config().display()))?;
-    }
-    let backend: BackendKind = config.backend.parse()?;
     let stage = match args.command {
         Some(Command::Sft) => Stage::WarmStart,
         _ => Stage::Full,
@@ -137,7 +138,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut progress = Progress::new(a.quiet);
     progress.note(&format!("run directory: {}", run.root.display()));
     dispatch(
-        backend,
+        config.backend,
         Pipeline {
             config: &config,
             run: &run,
@@ -164,7 +165,7 @@ fn apply_overrides(config: &mut RunConfig, a: &RunArgs) {
         config.out = out.clone();
     }
     if let Some(backend) = a.backend {
-        config.backend = backend.to_string();
+        config.backend = backend;
     }
     if let Some(steps) = a.steps {
         config.grpo.steps = steps;
@@ -173,4 +174,15 @@ fn apply_overrides(config: &mut RunConfig, a: &RunArgs) {
         config.seed = seed;
     }
     config.data.skip_bad_lines |= a.skip_bad_lines;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_of_grit_train_has_help() {
+        let missing = grit_cli::undocumented_args(&super::Args::command());
+        assert!(missing.is_empty(), "{missing:?}");
+    }
 }

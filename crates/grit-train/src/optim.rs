@@ -15,7 +15,7 @@ use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors, View};
 use serde::{Deserialize, Serialize};
 
-use crate::rundir::write_atomic;
+use grit_run::write_atomic;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -132,7 +132,7 @@ impl AdamW {
     }
 
     /// Writes the moments (keyed by parameter path) and the step count as safetensors.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let mut tensors: Vec<(String, RawF32)> = Vec::new();
         for (name, m) in &self.moments {
             tensors.push((format!("{name}.exp_avg"), RawF32::of(&m.exp_avg)));
@@ -141,7 +141,7 @@ impl AdamW {
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         let metadata = HashMap::from([("steps".to_owned(), self.steps.to_string())]);
         let bytes = safetensors::serialize(tensors, Some(metadata))
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         write_atomic(path, &bytes)
     }
 
@@ -191,6 +191,57 @@ impl AdamW {
             steps,
             moments,
         })
+    }
+}
+
+impl AdamW {
+    /// Checks loaded moments against the model they will update: every moment must belong to a
+    /// parameter of the same shape (a state saved for another model is an error naming the
+    /// parameter and `path`, the file it came from, not a panic inside the first step).
+    pub fn check_against<B: burn::tensor::backend::Backend, M: Module<B>>(
+        &self,
+        module: &M,
+        path: &Path,
+    ) -> anyhow::Result<()> {
+        let mut shapes = Shapes::default();
+        module.visit(&mut shapes);
+        for (name, moments) in &self.moments {
+            match shapes.by_path.get(name) {
+                None => anyhow::bail!(
+                    "{}: moments for `{name}`, which the model does not have",
+                    path.display()
+                ),
+                Some(shape) if *shape != moments.exp_avg.shape.to_vec() => anyhow::bail!(
+                    "{}: moments for `{name}` have shape {:?}, the parameter {shape:?}",
+                    path.display(),
+                    moments.exp_avg.shape.to_vec()
+                ),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every parameter's shape by path, named as [`Update`] names them.
+#[derive(Default)]
+struct Shapes {
+    path: Vec<String>,
+    by_path: HashMap<String, Vec<usize>>,
+}
+
+impl<B: burn::tensor::backend::Backend> ModuleVisitor<B> for Shapes {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_owned());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.by_path
+            .insert(self.path.join("."), param.lazy_shape().dims::<D>().to_vec());
     }
 }
 
@@ -410,6 +461,13 @@ mod tests {
         adamw.save(&path).unwrap();
         let mut loaded = AdamW::load(AdamWConfig::default(), &path).unwrap();
         assert_eq!(loaded.steps, adamw.steps);
+        loaded.check_against(&norm, &path).unwrap();
+        let wider: RmsNorm<B> = RmsNormConfig::new(4).init(&device);
+        let err = loaded.check_against(&wider, &path).unwrap_err().to_string();
+        assert!(
+            err.contains("`weight` have shape [3], the parameter [4]"),
+            "{err}"
+        );
         let (a, _) = adamw.step(norm.clone(), grads_of(&norm, [0.3, 0.3, -1.0]), 0.1);
         let (b, _) = loaded.step(norm.clone(), grads_of(&norm, [0.3, 0.3, -1.0]), 0.1);
         assert_eq!(weights(&a), weights(&b));

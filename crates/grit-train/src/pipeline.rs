@@ -9,23 +9,22 @@ use anyhow::Context;
 use burn::tensor::backend::Backend;
 use grit_data::completion::BoxFrame;
 use grit_data::dataset::DataSource;
-use grit_data::metrics::MetricsSummary;
+use grit_data::hub::ImageProcessor;
+use grit_data::preprocess::internvl::TileConfig;
 use grit_data::prompt::internvl::IMG_CONTEXT;
 use grit_data::prompt::{ChatTokenizer, PromptStyle};
 use grit_data::synthetic::{self, Item};
-use grit_model::Vlm;
 use grit_model::backend::OnBackend;
-use grit_model::internvl3::{self, InternVl3Config};
-use grit_model::qwen2_5_vl::{self, Qwen2_5VlConfig, TextConfig};
+use grit_model::processor::Processor;
 use grit_model::weights::StoreDtype;
-use serde::{Deserialize, Serialize};
+use grit_model::{Vlm, VlmConfig};
+use grit_run::{JsonlWriter, Report, RunDir, copy_tokenizer_files, write_atomic};
+use tokenizers::Tokenizer;
 
 use crate::config::{DemoConfig, DemoFamily, RunConfig};
 use crate::data::{Example, derive_seed, prepare, sources};
 use crate::evaluate::markdown_table;
-use crate::processor::Processor;
 use crate::progress::Progress;
-use crate::rundir::{JsonlWriter, RunDir, copy_tokenizer_files, write_atomic};
 use crate::sft::{Demonstration, warm_start};
 use crate::trainer::{Setup, run_eval, train};
 
@@ -52,17 +51,6 @@ impl OnBackend for Pipeline<'_> {
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         run::<B>(self, &device)
     }
-}
-
-/// `report.json`: the before/after table of the run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    pub before: Option<MetricsSummary>,
-    pub after: Option<MetricsSummary>,
-    pub warm_start_seconds: Option<f64>,
-    pub grpo_seconds: f64,
-    pub eval_seconds: f64,
-    pub total_seconds: f64,
 }
 
 fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
@@ -141,11 +129,11 @@ fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
         total_seconds: started.elapsed().as_secs_f64(),
     };
     write_atomic(
-        &p.run.root.join("report.json"),
+        &p.run.report_json(),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     let text = report_markdown(&report);
-    write_atomic(&p.run.root.join("report.md"), text.as_bytes())?;
+    write_atomic(&p.run.report_md(), text.as_bytes())?;
     progress.note(&text);
     Ok(())
 }
@@ -186,36 +174,55 @@ fn demo<B: Backend>(
     device: &B::Device,
     progress: &mut Progress,
 ) -> anyhow::Result<Demo> {
-    let dir = run.root.join("demo");
+    let dir = run.demo();
     let demo = &config.demo;
     let data_dir = dir.join("data");
     let base = dir.join("base");
     let sft_dir = dir.join("sft");
-    let splits = synthetic::splits(
-        &demo.shapes,
-        config.seed,
-        demo.train_samples,
-        demo.heldout_samples,
-    );
-    let train = synthetic::write_split(&splits.train, &data_dir, "train")?;
-    let heldout = synthetic::write_split(&splits.heldout, &data_dir, "heldout")?;
-    if sft_dir.join("model.safetensors").is_file() {
+    let source = |split: &str| DataSource {
+        file: data_dir.join(format!("{split}.jsonl")),
+        images: data_dir.join("images"),
+    };
+    // A finished warm start (renamed into place last) means its data was written whole: resuming
+    // reuses both rather than drawing thousands of images again.
+    if sft_dir.join("model.safetensors").is_file()
+        && source("train").file.is_file()
+        && source("heldout").file.is_file()
+    {
         progress.note(&format!("reusing the warm start in {}", sft_dir.display()));
         return Ok(Demo {
             model: sft_dir,
-            train,
-            heldout,
+            train: source("train"),
+            heldout: source("heldout"),
         });
     }
+    let splits = demo.splits(config.seed)?;
+    let train = synthetic::write_split(&splits.train, &data_dir, "train")?;
+    let heldout = synthetic::write_split(&splits.heldout, &data_dir, "heldout")?;
     let mut tokenizer =
         synthetic::build_tokenizer(&synthetic::tokenizer_corpus(&splits.train), demo.vocab_size);
     if demo.family == DemoFamily::InternVl3 {
         synthetic::add_internvl_tokens(&mut tokenizer);
     }
-    synthetic::write_tokenizer_dir(&base, &tokenizer, demo.shapes.image_size)?;
+    let model_config = demo_model_config(demo, &tokenizer)?;
+    // The processor takes the demo's square images whole: unresized, or as one tile.
+    let qwen = synthetic::unresized(demo.shapes.image_size);
+    let tiles = match &model_config {
+        VlmConfig::InternVl3(c) => TileConfig {
+            tile_size: c.vision.image_size,
+            tokens_per_tile: c.tokens_per_tile(),
+            ..TileConfig::default()
+        },
+        VlmConfig::Qwen2_5Vl(_) => TileConfig::default(),
+    };
+    let image_processor = match demo.family {
+        DemoFamily::Qwen2_5Vl => ImageProcessor::Qwen2_5Vl(&qwen),
+        DemoFamily::InternVl3 => ImageProcessor::InternVl3(&tiles),
+    };
+    synthetic::write_tokenizer_dir(&base, &tokenizer, image_processor)?;
     let chat = ChatTokenizer::from_dir(&base)?;
     B::seed(device, derive_seed(config.seed, "init", 0));
-    let model = demo_model::<B>(demo, &chat, device)?;
+    let model = model_config.init::<B>(device);
     model.save(&base, StoreDtype::F32)?;
     progress.note(&format!(
         "demo: {} train / {} held-out images, tokenizer of {} tokens, {} in {}",
@@ -291,71 +298,22 @@ fn demonstrations<'a>(
         .collect()
 }
 
-/// A randomly initialized model of the demo's family and size whose vocabulary and image
-/// tokens are the tokenizer's.
-fn demo_model<B: Backend>(
-    demo: &DemoConfig,
-    tokenizer: &ChatTokenizer,
-    device: &B::Device,
-) -> anyhow::Result<Vlm<B>> {
-    let vocab = tokenizer.tokenizer().get_vocab_size(true);
-    let head_dim = demo.hidden_size / demo.heads;
-    anyhow::ensure!(
-        head_dim.is_multiple_of(8) && demo.hidden_size.is_multiple_of(demo.heads),
-        "[demo] hidden_size / heads must be a multiple of 8"
-    );
-    let half = head_dim / 2;
-    let text = |mrope_section| {
-        TextConfig::new(
-            vocab,
-            demo.hidden_size,
-            demo.intermediate_size,
-            demo.layers,
-            demo.heads,
-            demo.kv_heads,
-            mrope_section,
-        )
+/// The demo's model: its family and size over the tokenizer's vocabulary and image tokens.
+fn demo_model_config(demo: &DemoConfig, tokenizer: &Tokenizer) -> anyhow::Result<VlmConfig> {
+    let id = |token: &str| {
+        tokenizer
+            .token_to_id(token)
+            .with_context(|| format!("the demo tokenizer has no {token}"))
     };
-    Ok(match demo.family {
-        DemoFamily::Qwen2_5Vl => {
-            // Qwen2.5-VL splits the rotary half-dimension 16:24:24 between time, height and
-            // width.
-            let temporal = half / 4;
-            let height = (half - temporal) / 2;
-            let vision = qwen2_5_vl::VisionConfig::new(
-                demo.vision_depth,
-                demo.vision_hidden_size,
-                demo.vision_heads,
-                demo.vision_hidden_size * 2,
-                demo.hidden_size,
-                vec![demo.vision_depth - 1],
-            );
-            let vt = tokenizer.vision_tokens();
-            let mut config =
-                Qwen2_5VlConfig::new(text([temporal, height, half - temporal - height]), vision)
-                    .with_tie_word_embeddings(true);
-            config.image_token_id = vt.image_pad;
-            config.vision_start_token_id = vt.start;
-            config.vision_end_token_id = vt.end;
-            Vlm::from(config.init::<B>(device))
-        }
-        DemoFamily::InternVl3 => {
-            // One tile per (square) image, at the images' own size.
-            let vision = internvl3::VisionConfig::new(
-                demo.vision_hidden_size,
-                demo.vision_depth,
-                demo.vision_heads,
-                demo.vision_hidden_size * 2,
-            )
-            .with_image_size(demo.shapes.image_size as usize);
-            let image_token_id = tokenizer
-                .tokenizer()
-                .token_to_id(IMG_CONTEXT)
-                .context("the demo tokenizer has no <IMG_CONTEXT>")?;
-            let config = InternVl3Config::new(text([half, 0, 0]), vision)
-                .with_image_token_id(image_token_id)
-                .with_tie_word_embeddings(true);
-            Vlm::from(config.init::<B>(device))
-        }
-    })
+    let image_tokens = match demo.family {
+        DemoFamily::Qwen2_5Vl => [
+            id("<|image_pad|>")?,
+            id("<|vision_start|>")?,
+            id("<|vision_end|>")?,
+        ],
+        DemoFamily::InternVl3 => [id(IMG_CONTEXT)?; 3],
+    };
+    let config = demo.model_config(tokenizer.get_vocab_size(true), image_tokens);
+    config.validate()?;
+    Ok(config)
 }

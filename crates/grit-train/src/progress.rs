@@ -3,7 +3,7 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::trainer::StepMetrics;
+use grit_run::StepMetrics;
 
 pub struct Progress {
     bar: Option<ProgressBar>,

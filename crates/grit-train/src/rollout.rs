@@ -1,22 +1,19 @@
 //! Rollouts: G sampled completions per prompt, their rewards, and group-relative advantages.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::HashMap;
 
 use burn::tensor::backend::Backend;
-use grit_data::completion::{DegenerateThresholds, ImageSize, ParsedCompletion, PixelBox, Region};
+use grit_data::completion::{DegenerateThresholds, ParsedCompletion};
 use grit_data::prompt::ChatTokenizer;
 use grit_data::rewards::{
     self, Judge, JudgeQuery, Mode, RewardConfig, RewardError, RewardKind, judge::judge_query,
 };
 use grit_model::generate::{FinishReason, GenerationConfig, Sampling, generate};
+use grit_model::processor::Processor;
 use grit_model::{Prompt, Vlm};
-use serde::{Deserialize, Serialize};
+use grit_run::RolloutBox;
 
 use crate::data::Example;
-
-/// The official stop string: generation of a row ends once its text contains it.
-pub const ANSWER_END: &str = "</answer>";
 
 /// One sampled completion.
 #[derive(Debug, Clone)]
@@ -35,7 +32,7 @@ pub struct Rollout {
 /// Samples `group_size` completions for each example, `batch` sequences per generate call.
 pub fn sample<B: Backend>(
     model: &Vlm<B>,
-    tokenizer: &ChatTokenizer,
+    processor: &Processor,
     examples: &[&Example],
     group_size: usize,
     batch: usize,
@@ -47,8 +44,8 @@ pub fn sample<B: Backend>(
         .enumerate()
         .flat_map(|(g, e)| std::iter::repeat_n((g, &e.prompt), group_size))
         .collect();
-    let detokenize = |ids: &[u32]| tokenizer.decode(ids, true).unwrap_or_default();
-    let im_end = im_end_id(tokenizer);
+    let detokenize = |ids: &[u32]| processor.detokenize(ids);
+    let im_end = im_end_id(&processor.tokenizer);
     let mut rollouts = Vec::with_capacity(jobs.len());
     for (chunk_index, chunk) in jobs.chunks(batch.max(1)).enumerate() {
         let prompts: Vec<Prompt> = chunk.iter().map(|(_, p)| (*p).clone()).collect();
@@ -61,7 +58,7 @@ pub fn sample<B: Backend>(
         };
         let completions = generate(model, &prompts, &config, Some(&detokenize), None)?;
         for ((group, _), completion) in chunk.iter().zip(completions) {
-            let text = tokenizer.decode(&completion.tokens, true)?;
+            let text = processor.detokenize(&completion.tokens)?;
             let train_tokens = train_tokens(
                 &completion.tokens,
                 completion.finish,
@@ -215,17 +212,6 @@ pub fn advantages(totals: &[f64], group_size: usize) -> (Vec<f64>, Vec<bool>) {
     (advantages, zero_variance)
 }
 
-/// A parsed box as the run files record it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RolloutBox {
-    pub region: Region,
-    pub label: Option<String>,
-    /// In original-image pixels.
-    pub pixels: PixelBox,
-    /// Byte span of the box in the completion text.
-    pub span: [usize; 2],
-}
-
 /// Structured boxes of a completion, mapped from the model's frame to original pixels.
 pub fn boxes(text: &str, example: &Example) -> Vec<RolloutBox> {
     let parsed = ParsedCompletion::parse(text);
@@ -242,35 +228,6 @@ pub fn boxes(text: &str, example: &Example) -> Vec<RolloutBox> {
             span: [b.span.start, b.span.end],
         })
         .collect()
-}
-
-/// One row of `rollouts.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RolloutRow {
-    pub step: u64,
-    /// The prompt's index within the step.
-    pub group: usize,
-    /// The completion's index within its group.
-    pub index: usize,
-    pub image: PathBuf,
-    /// `file:line` of the sample.
-    pub source: String,
-    pub dataset: String,
-    pub question: String,
-    pub answer: String,
-    pub gt_boxes: Vec<[f64; 4]>,
-    pub completion: String,
-    pub tokens: usize,
-    pub finish_reason: FinishReason,
-    /// By official function name; `null` where the reward failed (see `reward_errors`).
-    pub rewards: BTreeMap<String, Option<f64>>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub reward_errors: BTreeMap<String, String>,
-    pub total_reward: f64,
-    pub advantage: f64,
-    pub boxes: Vec<RolloutBox>,
-    pub original_size: ImageSize,
-    pub processed_size: ImageSize,
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use grit_model::{Prompt, Vlm};
-use serde::{Deserialize, Serialize};
+use grit_run::SftMetrics;
 
 use crate::config::SftConfig;
 use crate::data::{Example, derive_seed, step_indices};
@@ -18,16 +18,6 @@ use crate::progress::Progress;
 pub struct Demonstration<'a> {
     pub example: &'a Example,
     pub completion: Vec<u32>,
-}
-
-/// One row of `sft/metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SftMetrics {
-    pub step: u64,
-    /// Mean negative log-likelihood per completion token.
-    pub loss: f64,
-    pub lr: f64,
-    pub grad_norm: f64,
 }
 
 /// Trains on the demonstrations for `config.steps` steps of `config.batch` each, in a seeded

@@ -16,61 +16,22 @@ use anyhow::Context;
 use burn::backend::Autodiff;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::Backend;
-use grit_data::metrics::{Aggregate, GroundingConfig};
+use grit_data::metrics::GroundingConfig;
 use grit_data::rewards::{Judge, RewardConfig, RewardKind};
 use grit_model::Vlm;
 use grit_model::generate::{FinishReason, GenerationConfig, Sampling};
-use grit_model::weights::StoreDtype;
-use serde::{Deserialize, Serialize};
+use grit_model::processor::Processor;
+use grit_run::{
+    JsonlWriter, RolloutRow, RunDir, StepMetrics, TrainerState, copy_tokenizer_files, write_atomic,
+};
 
 use crate::config::RunConfig;
 use crate::data::{Example, derive_seed, step_indices};
 use crate::evaluate::{EvalSettings, evaluate};
 use crate::loss::{LossSettings, LossStats, Row, grpo_loss, target_logprobs};
 use crate::optim::{AdamW, learning_rate};
-use crate::processor::Processor;
 use crate::progress::Progress;
-use crate::rollout::{self, ANSWER_END, Rollout, RolloutRow, Scored, advantages, boxes};
-use crate::rundir::{JsonlWriter, RunDir, copy_tokenizer_files, write_atomic};
-
-/// One row of `metrics.jsonl`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StepMetrics {
-    pub step: u64,
-    /// Mean of each reward over the step's completions, by official function name (failed
-    /// values left out and counted in `reward_errors`).
-    pub rewards: BTreeMap<String, f64>,
-    pub reward_errors: usize,
-    pub total_reward: f64,
-    /// Mean answer-accuracy reward (the binarized judge score in training).
-    pub accuracy: Option<f64>,
-    /// Mean per-token k3 KL to the reference over the tokens trained on.
-    pub kl: f64,
-    pub loss: f64,
-    pub grad_norm: f64,
-    pub lr: f64,
-    /// Mean generated tokens per completion.
-    pub completion_length: f64,
-    pub truncated_share: f64,
-    pub zero_variance_share: f64,
-    /// Groups left out of the loss (zero variance when skipped, or a failed reward).
-    pub skipped_groups: usize,
-    pub clip_fraction: f64,
-    pub rollout_seconds: f64,
-    pub update_seconds: f64,
-    pub seconds: f64,
-    /// The held-out evaluation, on the steps it runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eval: Option<Aggregate>,
-}
-
-/// What a checkpoint needs besides weights to continue exactly.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainerState {
-    pub step: u64,
-    /// The initial policy, which is also the frozen reference.
-    pub initial_model: PathBuf,
-}
+use crate::rollout::{self, Rollout, Scored, advantages, boxes};
 
 const TRAINER_STATE: &str = "trainer_state.json";
 const OPTIMIZER_STATE: &str = "optimizer.safetensors";
@@ -105,7 +66,9 @@ pub fn train<B: Backend>(
                 dir.display()
             ));
             let policy = Vlm::<B>::load(&dir, device)?;
-            let optimizer = AdamW::load(grpo.optimizer.clone(), &dir.join(OPTIMIZER_STATE))?;
+            let state = dir.join(OPTIMIZER_STATE);
+            let optimizer = AdamW::load(grpo.optimizer.clone(), &state)?;
+            optimizer.check_against(&policy, &state)?;
             (policy, optimizer, step)
         }
         None => (
@@ -115,7 +78,7 @@ pub fn train<B: Backend>(
             0,
         ),
     };
-    truncate_logs(setup.run, start)?;
+    setup.run.truncate_logs(start)?;
     let reference = (grpo.beta != 0.0)
         .then(|| Vlm::<B>::load(setup.initial_model, device))
         .transpose()?;
@@ -141,7 +104,7 @@ pub fn train<B: Backend>(
 
         let rollouts = rollout::sample(
             &policy.valid(),
-            &setup.processor.tokenizer,
+            setup.processor,
             &examples,
             grpo.group_size,
             grpo.rollout_batch,
@@ -230,30 +193,17 @@ fn resume_point(run: &RunDir, resume: bool) -> anyhow::Result<Option<(u64, PathB
     })
 }
 
-/// Drops log rows of steps after the checkpoint being resumed (they will be redone).
-fn truncate_logs(run: &RunDir, last_step: u64) -> anyhow::Result<()> {
-    for path in [run.metrics(), run.rollouts()] {
-        if path.exists() {
-            crate::rundir::truncate_jsonl_to_step(&path, last_step)?;
-        }
-    }
-    Ok(())
-}
-
 fn generation(setup: &Setup<'_>, seed: u64) -> GenerationConfig {
     let grpo = &setup.config.grpo;
-    GenerationConfig {
-        max_new_tokens: grpo.max_new_tokens,
-        sampling: Sampling {
-            temperature: grpo.temperature,
-            top_k: grpo.top_k,
-            top_p: grpo.top_p,
-            seed,
-        },
-        eos_token_ids: setup.processor.tokenizer.eos_token_ids().to_vec(),
-        stop_strings: vec![ANSWER_END.to_owned()],
-        suppress_tokens: setup.processor.suppress_tokens(),
-    }
+    let sampling = Sampling {
+        temperature: grpo.temperature,
+        top_k: grpo.top_k,
+        top_p: grpo.top_p,
+        seed,
+    };
+    setup
+        .processor
+        .generation(grpo.max_new_tokens, sampling, grpo.prompt)
 }
 
 /// Sums over a step's update(s).
@@ -397,8 +347,12 @@ fn rollout_rows(
                 step,
                 group: r.group,
                 index: i % group_size.max(1),
-                image: relative_to(&e.record.image_path, run_root),
-                source: format!("{}:{}", e.record.at.file.display(), e.record.at.line),
+                image: grit_run::relative_to(&e.record.image_path, run_root),
+                source: format!(
+                    "{}:{}",
+                    grit_run::relative_to(&e.record.at.file, run_root).display(),
+                    e.record.at.line
+                ),
                 dataset: e.record.sample.dataset.clone(),
                 question: e.record.sample.question.clone(),
                 answer: e.record.sample.answer.clone(),
@@ -476,12 +430,6 @@ fn step_metrics(
     }
 }
 
-/// `path` relative to `root` when it lies inside it, so that a run directory can move with its
-/// images (the demo's data lives inside the run).
-pub fn relative_to(path: &Path, root: &Path) -> PathBuf {
-    path.strip_prefix(root).unwrap_or(path).to_owned()
-}
-
 /// Evaluates `model` on the held-out examples into `eval/<name>/`.
 pub fn run_eval<B: Backend>(
     setup: &Setup<'_>,
@@ -501,6 +449,7 @@ pub fn run_eval<B: Backend>(
     };
     let settings = EvalSettings {
         max_new_tokens: eval.max_new_tokens,
+        style: setup.config.grpo.prompt,
         batch: eval.batch,
         grounding: GroundingConfig::default(),
         paths_relative_to: Some(setup.run.root.clone()),
@@ -527,13 +476,9 @@ fn save_checkpoint<B: Backend>(
     step: u64,
 ) -> anyhow::Result<()> {
     let staging = setup.run.stage_checkpoint(step)?;
-    let dtype = match setup.config.checkpoint.dtype.as_str() {
-        "bf16" => StoreDtype::Bf16,
-        "f32" => StoreDtype::F32,
-        other => anyhow::bail!("[checkpoint] dtype `{other}`: expected f32 or bf16"),
-    };
-    policy.save(&staging, dtype)?;
+    policy.save(&staging, setup.config.checkpoint.dtype)?;
     copy_tokenizer_files(setup.initial_model, &staging)?;
+    setup.processor.write_files(&staging)?;
     optimizer.save(&staging.join(OPTIMIZER_STATE))?;
     let state = TrainerState {
         step,

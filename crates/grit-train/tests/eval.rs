@@ -4,24 +4,32 @@
 use std::path::Path;
 use std::process::Command;
 
+use grit_data::hub::ImageProcessor;
 use grit_data::prompt::ChatTokenizer;
 use grit_data::synthetic::{
-    ShapesConfig, build_tokenizer, splits, tokenizer_corpus, write_split, write_tokenizer_dir,
+    ShapesConfig, build_tokenizer, splits, tokenizer_corpus, unresized, write_split,
+    write_tokenizer_dir,
 };
 use grit_model::backend::Cpu;
-use grit_model::qwen2_5_vl::{Qwen2_5VlConfig, TextConfig, VisionConfig};
+use grit_model::qwen2::TextConfig;
+use grit_model::qwen2_5_vl::{Qwen2_5VlConfig, VisionConfig};
 use grit_model::weights::StoreDtype;
 use serde_json::Value;
 
 /// A random Qwen2.5-VL with the shapes tokenizer, and 8 held-out items.
 fn inputs(dir: &Path) {
-    let items = splits(&ShapesConfig::default(), 1, 16, 8);
+    let items = splits(&ShapesConfig::default(), 1, 16, 8).unwrap();
     write_split(&items.heldout, &dir.join("data"), "heldout").unwrap();
     let tokenizer = build_tokenizer(&tokenizer_corpus(&items.train), 300);
     let model = dir.join("model");
-    write_tokenizer_dir(&model, &tokenizer, 112).unwrap();
+    write_tokenizer_dir(
+        &model,
+        &tokenizer,
+        ImageProcessor::Qwen2_5Vl(&unresized(112)),
+    )
+    .unwrap();
     let vision_tokens = ChatTokenizer::from_dir(&model).unwrap().vision_tokens();
-    let text = TextConfig::new(300, 32, 64, 1, 2, 1, [2, 3, 3]);
+    let text = TextConfig::new(300, 32, 64, 1, 2, 1).with_mrope_section(Some([2, 3, 3]));
     let vision = VisionConfig::new(1, 16, 2, 32, 32, vec![0]);
     let mut config = Qwen2_5VlConfig::new(text, vision);
     config.image_token_id = vision_tokens.image_pad;

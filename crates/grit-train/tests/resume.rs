@@ -1,18 +1,22 @@
-//! `kill -9` in the middle of a run, then `--resume`: the resumed run's steps equal an
-//! uninterrupted run's (same seed), on a miniature of the demo config.
+//! The run directory under crashes and mistakes, on a miniature of the demo: a run killed with
+//! SIGKILL at random moments and resumed each time equals an uninterrupted run byte for byte;
+//! a second writer is refused; a full disk is an error naming the file that loses nothing.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 
 mod common;
 use common::MINIATURE_MODEL;
 
 const STEPS: u64 = 6;
 
-fn config(out: &Path) -> String {
+/// A miniature run checkpointing every step (`keep` 1) with a constant learning rate, so that
+/// a run extended to more steps trains its first steps as a longer run would.
+fn config(out: &Path, steps: u64) -> String {
     format!(
         r#"
 out = "{}"
@@ -26,7 +30,7 @@ steps = 4
 batch = 4
 learning_rate = 3e-3
 [grpo]
-steps = {STEPS}
+steps = {steps}
 prompts_per_step = 2
 group_size = 3
 micro_batch = 4
@@ -35,6 +39,7 @@ temperature = 1.0
 top_k = 0
 max_new_tokens = 12
 learning_rate = 1e-2
+schedule = "constant"
 beta = 0.05
 logprob_chunk = 5
 [rewards]
@@ -43,146 +48,271 @@ counting_datasets = ["shapes_count"]
 batch = 4
 max_new_tokens = 12
 [checkpoint]
-every = 2
+every = 1
 keep = 1
 "#,
         out.display()
     )
 }
 
+/// A run directory with its config file beside it.
+fn prepare(dir: &Path, name: &str, steps: u64) -> PathBuf {
+    let out = dir.join(name);
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.toml")), config(&out, steps)).unwrap();
+    out
+}
+
+fn config_file(out: &Path) -> String {
+    format!("{}.toml", out.display())
+}
+
 fn grit_train(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_grit-train"));
     command
         .args(args)
+        .arg("--quiet")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
 }
 
-/// Runs to the end and returns what it printed on stderr.
-fn run_to_end(args: &[&str]) -> String {
-    let output = grit_train(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "grit-train {args:?} failed:\n{stderr}"
+/// The command that continues `out`: `--resume` once it has its config, else the first one.
+fn continue_run(out: &Path) -> Command {
+    if out.join("config.toml").is_file() {
+        grit_train(&["--resume", &out.display().to_string()])
+    } else {
+        grit_train(&["--config", &config_file(out)])
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn run_to_end(mut command: Command) -> String {
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    stderr(&output)
+}
+
+/// `metrics.jsonl` as text with the wall-clock values (which differ between runs by nature)
+/// masked; everything else must match byte for byte.
+fn metrics_text(out: &Path) -> String {
+    let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let mut masked = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = [
+        "\"seconds\":",
+        "\"rollout_seconds\":",
+        "\"update_seconds\":",
+    ]
+    .iter()
+    .filter_map(|key| rest.find(key).map(|i| (i, key.len())))
+    .min()
+    {
+        let (start, len) = at;
+        masked.push_str(&rest[..start + len]);
+        masked.push('_');
+        rest = rest[start + len..].trim_start_matches(|c: char| {
+            c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')
+        });
+    }
+    masked.push_str(rest);
+    masked
+}
+
+fn file(out: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(out.join(name)).unwrap_or_else(|e| panic!("{}/{name}: {e}", out.display()))
+}
+
+fn weights(out: &Path, step: u64) -> Vec<u8> {
+    file(
+        out,
+        &format!("checkpoints/step-{step:06}/model.safetensors"),
+    )
+}
+
+/// Asserts that `out` holds exactly the run `straight` holds.
+fn assert_same_run(straight: &Path, out: &Path, steps: u64) {
+    assert_eq!(
+        metrics_text(straight),
+        metrics_text(out),
+        "metrics.jsonl differs"
     );
-    stderr
+    assert!(
+        file(straight, "rollouts.jsonl") == file(out, "rollouts.jsonl"),
+        "rollouts.jsonl differs"
+    );
+    assert!(
+        weights(straight, steps) == weights(out, steps),
+        "final weights differ"
+    );
 }
 
-/// Rows of a run file without the wall-clock fields, which differ between runs by nature.
-fn rows(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let mut row: Value = serde_json::from_str(line).unwrap();
-            for key in ["seconds", "rollout_seconds", "update_seconds"] {
-                row.as_object_mut().unwrap().remove(key);
-            }
-            row
-        })
-        .collect()
-}
-
-fn logged_steps(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .map(|text| text.lines().count())
-        .unwrap_or(0)
+fn kill(mut child: Child) {
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
 }
 
 #[test]
-fn a_killed_run_resumes_exactly() {
+fn a_run_killed_at_random_moments_resumes_to_the_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let (straight, killed) = (dir.path().join("straight"), dir.path().join("killed"));
-    for out in [&straight, &killed] {
-        std::fs::create_dir_all(out).unwrap();
-        std::fs::write(out.join("run.toml"), config(out)).unwrap();
+    let straight = prepare(dir.path(), "straight", STEPS);
+    let started = Instant::now();
+    run_to_end(grit_train(&["--config", &config_file(&straight)]));
+    let whole = started.elapsed();
+    // The policy really trains: some step has a gradient.
+    let metrics = std::fs::read_to_string(straight.join("metrics.jsonl")).unwrap();
+    assert!(metrics.lines().any(|line| {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        row["grad_norm"].as_f64().unwrap() > 0.0
+    }));
+
+    let chaos = prepare(dir.path(), "chaos", STEPS);
+    let mut rng = StdRng::seed_from_u64(19);
+    let mut kills = Vec::new();
+    for _ in 0..6 {
+        let after = whole.mul_f64(rng.random_range(0.05..0.9));
+        let child = continue_run(&chaos).spawn().unwrap();
+        std::thread::sleep(after);
+        let logged =
+            std::fs::read_to_string(chaos.join("metrics.jsonl")).map_or(0, |t| t.lines().count());
+        kill(child);
+        kills.push(format!("{} ms (steps logged: {logged})", after.as_millis()));
     }
-    let config_of = |out: &Path| out.join("run.toml").display().to_string();
+    println!(
+        "uninterrupted: {} ms; SIGKILL after {}",
+        whole.as_millis(),
+        kills.join(", ")
+    );
+    run_to_end(continue_run(&chaos));
+    assert_same_run(&straight, &chaos, STEPS);
+}
 
-    run_to_end(&["--config", &config_of(&straight), "--quiet"]);
-
-    // Kill as soon as step 3 is logged: the last checkpoint is step 2, so step 3 is redone.
-    let mut child = grit_train(&["--config", &config_of(&killed), "--quiet"])
+#[test]
+fn a_second_writer_is_refused_and_starting_over_a_run_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = prepare(dir.path(), "run", STEPS);
+    let first = grit_train(&["--config", &config_file(&out)])
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while logged_steps(&killed.join("metrics.jsonl")) < 3 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it was killed"
-        );
-        assert!(started.elapsed() < Duration::from_secs(600), "no progress");
+    while !out.join("config.toml").is_file() {
+        assert!(started.elapsed() < Duration::from_secs(300), "no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    assert!(logged_steps(&killed.join("metrics.jsonl")) < STEPS as usize);
-
-    let checkpoint = std::fs::read_dir(killed.join("checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .find(|n| n.starts_with("step-"))
-        .expect("a checkpoint was written before the kill");
-    let step: u64 = checkpoint["step-".len()..].parse().unwrap();
-    let stderr = run_to_end(&["--resume", &killed.display().to_string()]);
+    let second = grit_train(&["--resume", &out.display().to_string()])
+        .output()
+        .unwrap();
+    let message = stderr(&second);
+    println!("{message}");
+    assert!(!second.status.success());
     assert!(
-        stderr.contains(&format!("resuming after step {step} ")),
-        "the resumed run did not start from {checkpoint}:\n{stderr}"
+        message.contains("is being written by another process (grit-train, pid"),
+        "{message}"
     );
-
-    let (a, b) = (
-        rows(&straight.join("metrics.jsonl")),
-        rows(&killed.join("metrics.jsonl")),
-    );
-    assert_eq!(a.len(), STEPS as usize);
-    assert_eq!(a, b, "metrics differ after resuming");
-    assert_eq!(
-        rows(&straight.join("rollouts.jsonl")).len(),
-        rows(&killed.join("rollouts.jsonl")).len()
-    );
-    // Completions, rewards and advantages are equal; only the image paths name other folders.
-    let strip = |rows: Vec<Value>| -> Vec<Value> {
-        rows.into_iter()
-            .map(|mut r| {
-                for key in ["image", "source"] {
-                    r.as_object_mut().unwrap().remove(key);
-                }
-                r
-            })
-            .collect()
-    };
-    assert_eq!(
-        strip(rows(&straight.join("rollouts.jsonl"))),
-        strip(rows(&killed.join("rollouts.jsonl")))
-    );
-    // The final weights are the same bytes.
-    let weights = |out: &Path| {
-        std::fs::read(out.join(format!("checkpoints/step-{STEPS:06}/model.safetensors"))).unwrap()
-    };
+    let evaluator = Command::new(env!("CARGO_BIN_EXE_grit-eval"))
+        .args(["--model", "unused", "--data", "unused.jsonl", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!evaluator.status.success());
+    kill(first);
+    // Once the writer is gone, whether it ended or was killed, its lock is gone too.
+    run_to_end(continue_run(&out));
+    let again = grit_train(&["--config", &config_file(&out)])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
     assert!(
-        weights(&straight) == weights(&killed),
-        "final checkpoints differ"
+        stderr(&again).contains("already holds a run"),
+        "{}",
+        stderr(&again)
     );
-    // The training actually changed the policy: the loss is not identically zero.
-    assert!(a.iter().any(|r| r["grad_norm"].as_f64().unwrap() > 0.0));
+}
+
+/// `grit-train` with a file-size limit (`ulimit -f`) of `bytes`.
+fn limited(mut command: Command, bytes: u64) -> Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec, only async-signal-safe calls (setrlimit).
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    command
+}
+
+fn len(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
 }
 
 #[test]
-fn starting_over_an_existing_run_is_refused() {
+fn a_full_disk_is_an_error_naming_the_file_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
-    std::fs::create_dir_all(out.join("checkpoints/step-000002")).unwrap();
-    std::fs::write(out.join("run.toml"), config(&out)).unwrap();
-    let output = grit_train(&[
-        "--config",
-        &out.join("run.toml").display().to_string(),
-        "--quiet",
-    ])
-    .output()
+    let straight = prepare(dir.path(), "straight", 4);
+    run_to_end(grit_train(&["--config", &config_file(&straight)]));
+
+    // Two steps, then the run is extended to four, as a user extends a run.
+    let out = prepare(dir.path(), "full", 2);
+    run_to_end(grit_train(&["--config", &config_file(&out)]));
+    let resolved = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    std::fs::write(
+        out.join("config.toml"),
+        resolved.replace("steps = 2\n", "steps = 4\n"),
+    )
     .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("already holds a run"), "{stderr}");
+
+    // The checkpoint of step 3 does not fit: the logs of step 3 do.
+    let rollouts = len(&out.join("rollouts.jsonl"));
+    let model = len(&out.join("checkpoints/step-000002/model.safetensors"));
+    let limit = 3 * rollouts;
+    assert!(
+        limit < model,
+        "the model ({model} B) must exceed the limit ({limit} B)"
+    );
+    let failed = limited(continue_run(&out), limit).output().unwrap();
+    let message = stderr(&failed);
+    println!("{message}");
+    assert!(!failed.status.success());
+    assert!(
+        message.contains("model.safetensors") && message.contains("File too large"),
+        "{message}"
+    );
+    assert!(
+        out.join("checkpoints/step-000002/model.safetensors")
+            .is_file()
+    );
+
+    // Now a log line does not fit: the half line it wrote is taken back.
+    let failed = limited(continue_run(&out), rollouts + 10).output().unwrap();
+    let message = stderr(&failed);
+    println!("{message}");
+    assert!(!failed.status.success());
+    assert!(
+        message.contains("rollouts.jsonl") && message.contains("File too large"),
+        "{message}"
+    );
+    for log in ["rollouts.jsonl", "metrics.jsonl"] {
+        assert!(
+            file(&out, log).ends_with(b"\n"),
+            "{log} ends in a torn line"
+        );
+    }
+    // The steps before the failure are all there; step 3 is redone on the next resume.
+    let logged = String::from_utf8(file(&out, "metrics.jsonl")).unwrap();
+    assert_eq!(logged.lines().count(), 2);
+
+    // With room again, the run ends as if nothing had happened.
+    run_to_end(continue_run(&out));
+    assert_same_run(&straight, &out, 4);
 }

@@ -46,3 +46,14 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_of_grit_has_help() {
+        let missing = grit_cli::undocumented_args(&super::Cli::command());
+        assert!(missing.is_empty(), "{missing:?}");
+    }
+}

@@ -46,6 +46,18 @@ pub use frame::{BoxFlags, BoxFrame, Containment, DegenerateThresholds, ImageSize
 pub use segments::{Segment, SegmentKind, Segments};
 pub use structured::{BoxSyntax, StructuredBox, structured_boxes};
 
+/// Why generation of a completion ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// It wrote an end token.
+    Eos,
+    /// Its text reached a stop string (`</answer>`).
+    StopString,
+    /// It hit the token limit.
+    Length,
+}
+
 /// A half-open byte range `start..end` into the completion text, always on char boundaries.
 ///
 /// A struct rather than `Range<usize>` because it is `Copy` and serializes as

@@ -47,17 +47,63 @@ coordinates needed to answer the question in JSON with key 'bbox_2d'. Then, base
 contents and coordinates, rethink between <rethink> </rethink> and then answer the question after \
 <answer>.\n";
 
+/// Where the answer ends in GRIT's output format; generation stops once a completion holds it.
+pub const ANSWER_END: &str = "</answer>";
+
 /// The SFT baseline's suffix, exactly (the grammar slip "a lists" is the original's).
 pub const SFT_SUFFIX: &str = "\nFirst, output a lists of all necessary coordinates (bbox_2d) needed \
 to answer the question, then answer the question after <answer>.\n";
 
 impl PromptStyle {
+    pub const ALL: [PromptStyle; 3] = [PromptStyle::Grit, PromptStyle::Direct, PromptStyle::Sft];
+
     pub fn suffix(self) -> &'static str {
         match self {
             PromptStyle::Grit => GRIT_SUFFIX,
             PromptStyle::Direct => "",
             PromptStyle::Sft => SFT_SUFFIX,
         }
+    }
+
+    /// The name in configs and on command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            PromptStyle::Grit => "grit",
+            PromptStyle::Direct => "direct",
+            PromptStyle::Sft => "sft",
+        }
+    }
+
+    /// Where generation stops besides the end tokens: after `</answer>` for the styles that
+    /// ask for an answer tag.
+    pub fn stop_strings(self) -> Vec<String> {
+        match self {
+            PromptStyle::Grit | PromptStyle::Sft => vec![ANSWER_END.to_owned()],
+            PromptStyle::Direct => Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for PromptStyle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for PromptStyle {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        PromptStyle::ALL
+            .into_iter()
+            .find(|style| style.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = PromptStyle::ALL.iter().map(|s| s.name()).collect();
+                format!(
+                    "unknown prompt style `{s}` (expected one of {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 

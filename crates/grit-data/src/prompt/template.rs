@@ -34,6 +34,7 @@ const TEMPLATE_NAME: &str = "chat_template";
 pub struct ChatTemplate {
     env: Environment<'static>,
     origin: String,
+    source: String,
 }
 
 impl ChatTemplate {
@@ -52,12 +53,17 @@ impl ChatTemplate {
         // HF templates are written against Python objects and call str / dict methods.
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
-        env.add_template_owned(TEMPLATE_NAME, source.into())
+        let source = source.into();
+        env.add_template_owned(TEMPLATE_NAME, source.clone())
             .map_err(|source| PromptError::Template {
                 origin: origin.clone(),
                 source,
             })?;
-        Ok(ChatTemplate { env, origin })
+        Ok(ChatTemplate {
+            env,
+            origin,
+            source,
+        })
     }
 
     /// [`QWEN2_5_VL_CHAT_TEMPLATE`], for checkpoints that ship no template.
@@ -68,6 +74,11 @@ impl ChatTemplate {
 
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// The template's Jinja text.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Renders `messages` as transformers' `apply_chat_template(..., tokenize=False)` does, with

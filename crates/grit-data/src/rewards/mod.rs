@@ -48,6 +48,27 @@ pub enum Mode {
     Fixed,
 }
 
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "compat" => Ok(Mode::Compat),
+            "fixed" => Ok(Mode::Fixed),
+            other => Err(format!("unknown mode `{other}` (expected compat or fixed)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Compat => "compat",
+            Mode::Fixed => "fixed",
+        })
+    }
+}
+
 /// Why a reward has no value for a row.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RewardError {

@@ -58,20 +58,47 @@ impl Default for ShapesConfig {
     }
 }
 
+/// Bounds far above any demo's, low enough that a typo cannot ask for a scene no layout holds
+/// or an image no machine stores.
+const MAX_IMAGE_SIZE: u32 = 4096;
+const MAX_OBJECTS: usize = 64;
+
+/// Items generated to check that a config's shapes fit its images.
+const FIT_TRIAL_ITEMS: usize = 8;
+const FIT_TRIAL_SEED: u64 = 0x5eed;
+
 /// The smallest shape side: below it a triangle is no longer told apart from a square.
 const MIN_SHAPE_SIZE: u32 = 6;
 
 impl ShapesConfig {
-    /// Why the config cannot generate images, if it cannot.
+    /// Why the config cannot generate images, if it cannot: a setting out of range, or shapes
+    /// that do not fit the image (found by generating a few items the way a run would).
     ///
     /// # Errors
     /// A message naming the first setting out of range.
     pub fn validate(&self) -> Result<(), String> {
+        self.check_ranges()?;
+        // Questions draw up to `max_objects` shapes at up to the largest size; a config whose
+        // shapes cannot be laid out fails here rather than deep inside a run.
+        super::generate_unchecked(self, FIT_TRIAL_SEED, FIT_TRIAL_ITEMS).map(|_| ())
+    }
+
+    /// The settings' ranges alone.
+    pub(crate) fn check_ranges(&self) -> Result<(), String> {
         let side = self.image_size;
         if side < 2 * PATCH_FACTOR || !side.is_multiple_of(PATCH_FACTOR) {
             return Err(format!(
                 "image_size {side} must be a multiple of {PATCH_FACTOR} and at least {}",
                 2 * PATCH_FACTOR
+            ));
+        }
+        if side > MAX_IMAGE_SIZE {
+            return Err(format!("image_size {side} exceeds {MAX_IMAGE_SIZE}"));
+        }
+        if self.max_objects > MAX_OBJECTS {
+            return Err(format!(
+                "max_objects {} exceeds {MAX_OBJECTS}",
+                self.max_objects
             ));
         }
         if self.min_objects == 0 || self.min_objects > self.max_objects {

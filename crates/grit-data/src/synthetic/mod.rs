@@ -31,8 +31,8 @@ pub use config::{CountBy, ShapesConfig};
 pub use questions::{COUNT_DATASET, Category, Question, Relation, SPATIAL_DATASET, SPATIAL_MARGIN};
 pub use scene::{Color, Object, Shape};
 pub use tokenizer::{
-    SPECIAL_TOKENS, TAG_TOKENS, add_internvl_tokens, build_tokenizer, tokenizer_corpus,
-    write_tokenizer_dir,
+    SPECIAL_TOKENS, TAG_TOKENS, add_internvl_tokens, build_tokenizer, min_vocab_size,
+    tokenizer_corpus, unresized, write_tokenizer_dir,
 };
 pub use trace::grounded_trace;
 pub use write::write_split;
@@ -70,20 +70,27 @@ pub fn image_name(split: &str, index: usize) -> String {
 /// `count` items from `seed`, images named `shapes_00000.png`, …; the same config and seed give
 /// the same items, bit for bit.
 ///
-/// # Panics
-/// If the config is invalid ([`ShapesConfig::validate`]), or its shapes do not fit its images.
-pub fn generate(config: &ShapesConfig, seed: u64, count: usize) -> Vec<Item> {
-    if let Err(reason) = config.validate() {
-        panic!("invalid ShapesConfig: {reason}");
-    }
+/// # Errors
+/// The config's first setting out of range ([`ShapesConfig::validate`]), or shapes that do not
+/// fit its images.
+pub fn generate(config: &ShapesConfig, seed: u64, count: usize) -> Result<Vec<Item>, String> {
+    config.check_ranges()?;
+    generate_unchecked(config, seed, count)
+}
+
+pub(crate) fn generate_unchecked(
+    config: &ShapesConfig,
+    seed: u64,
+    count: usize,
+) -> Result<Vec<Item>, String> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..count)
         .map(|index| item(config, &mut rng, image_name(GENERATED_SPLIT, index)))
         .collect()
 }
 
-fn item(config: &ShapesConfig, rng: &mut StdRng, image: String) -> Item {
-    let (question, placed) = questions::sample(config, rng);
+fn item(config: &ShapesConfig, rng: &mut StdRng, image: String) -> Result<Item, String> {
+    let (question, placed) = questions::sample(config, rng)?;
     let pixels = scene::render(config.image_size, rng, &placed);
     let objects: Vec<Object> = placed.iter().map(|p| p.object).collect();
     let bboxs = question
@@ -100,21 +107,26 @@ fn item(config: &ShapesConfig, rng: &mut StdRng, image: String) -> Item {
         width: Some(config.image_size),
         height: Some(config.image_size),
     };
-    Item {
+    Ok(Item {
         sample,
         image: pixels,
         objects,
         question,
-    }
+    })
 }
 
 /// `train` and `heldout` items from seeds derived from `seed`, one per split, so the held-out
 /// images are new scenes rather than a slice of the training stream, and growing one split
 /// leaves the other as it was.
 ///
-/// # Panics
+/// # Errors
 /// As [`generate`].
-pub fn splits(config: &ShapesConfig, seed: u64, train: usize, heldout: usize) -> Splits {
+pub fn splits(
+    config: &ShapesConfig,
+    seed: u64,
+    train: usize,
+    heldout: usize,
+) -> Result<Splits, String> {
     let mut seeds = StdRng::seed_from_u64(seed);
     let (train_seed, heldout_seed): (u64, u64) = (seeds.random(), seeds.random());
     let named = |mut items: Vec<Item>, split: &str| {
@@ -123,8 +135,8 @@ pub fn splits(config: &ShapesConfig, seed: u64, train: usize, heldout: usize) ->
         }
         items
     };
-    Splits {
-        train: named(generate(config, train_seed, train), "train"),
-        heldout: named(generate(config, heldout_seed, heldout), "heldout"),
-    }
+    Ok(Splits {
+        train: named(generate(config, train_seed, train)?, "train"),
+        heldout: named(generate(config, heldout_seed, heldout)?, "heldout"),
+    })
 }

@@ -185,7 +185,10 @@ fn kinds() -> Vec<(Shape, Color)> {
 }
 
 /// A question and the scene made for it, objects in reading order.
-pub(super) fn sample(config: &ShapesConfig, rng: &mut StdRng) -> (Question, Vec<Placed>) {
+pub(super) fn sample(
+    config: &ShapesConfig,
+    rng: &mut StdRng,
+) -> Result<(Question, Vec<Placed>), String> {
     if rng.random_bool(config.counting_fraction) {
         counting(config, rng)
     } else {
@@ -195,7 +198,7 @@ pub(super) fn sample(config: &ShapesConfig, rng: &mut StdRng) -> (Question, Vec<
 
 /// A count drawn uniformly from `min_count..=max_objects`, then that many objects of a category and
 /// other objects outside it.
-fn counting(config: &ShapesConfig, rng: &mut StdRng) -> (Question, Vec<Placed>) {
+fn counting(config: &ShapesConfig, rng: &mut StdRng) -> Result<(Question, Vec<Placed>), String> {
     let count = rng.random_range(config.min_count..=config.max_objects);
     let total = rng.random_range(count.max(config.min_objects)..=config.max_objects);
     let color = *pick(&Color::ALL, rng);
@@ -222,13 +225,13 @@ fn counting(config: &ShapesConfig, rng: &mut StdRng) -> (Question, Vec<Placed>) 
         .collect();
     // Placement favours early objects with room; shuffling keeps size from telling what counts.
     chosen.shuffle(rng);
-    let placed = scene::place(config, rng, &chosen, |_| true);
-    (Question::Count(category), placed)
+    let placed = scene::place(config, rng, &chosen, |_| true)?;
+    Ok((Question::Count(category), placed))
 }
 
 /// Two objects of distinct kinds, unique in the image, and distractors of other kinds; the
 /// answer is drawn first and the two swap roles when the layout says otherwise.
-fn spatial(config: &ShapesConfig, rng: &mut StdRng) -> (Question, Vec<Placed>) {
+fn spatial(config: &ShapesConfig, rng: &mut StdRng) -> Result<(Question, Vec<Placed>), String> {
     let relation = *pick(&Relation::ALL, rng);
     let answer = rng.random_bool(0.5);
     let total = rng.random_range(config.min_objects.max(2)..=config.max_objects);
@@ -244,7 +247,7 @@ fn spatial(config: &ShapesConfig, rng: &mut StdRng) -> (Question, Vec<Placed>) {
     let (i, j) = (at(first), at(second));
     let placed = scene::place(config, rng, &chosen, |objects| {
         relation.lead(&objects[i], &objects[j]).abs() >= SPATIAL_MARGIN
-    });
+    })?;
     let at = |k| placed.iter().position(|p| p.kind() == k).expect("placed");
     let (a, b) = (at(first), at(second));
     let holds = relation.holds(&placed[a].object, &placed[b].object);
@@ -254,7 +257,7 @@ fn spatial(config: &ShapesConfig, rng: &mut StdRng) -> (Question, Vec<Placed>) {
         relation,
         reference,
     };
-    (question, placed)
+    Ok((question, placed))
 }
 
 fn pick<'a, T>(items: &'a [T], rng: &mut StdRng) -> &'a T {

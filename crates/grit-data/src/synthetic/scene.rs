@@ -121,16 +121,14 @@ const LAYOUTS: usize = 1000;
 /// Places `kinds` in that order at random sizes and positions, inside the image and at least
 /// [`GAP`] pixels apart, until `accept` takes the layout (objects in `kinds` order). Returns them
 /// in reading order, top to bottom, then left to right by their boxes' top-left corners, the
-/// order traces name them in.
-///
-/// # Panics
-/// If no accepted layout is found in [`LAYOUTS`] tries: the shapes do not fit the image.
+/// order traces name them in; an error when no accepted layout is found in [`LAYOUTS`] tries
+/// (the shapes do not fit the image).
 pub(super) fn place(
     config: &ShapesConfig,
     rng: &mut StdRng,
     kinds: &[(Shape, Color)],
     accept: impl Fn(&[Object]) -> bool,
-) -> Vec<Placed> {
+) -> Result<Vec<Placed>, String> {
     for _ in 0..LAYOUTS {
         if let Some(mut placed) = try_layout(config, rng, kinds) {
             let objects: Vec<Object> = placed.iter().map(|p| p.object).collect();
@@ -139,16 +137,16 @@ pub(super) fn place(
                     let (a, b) = (a.object.bbox, b.object.bbox);
                     a[1].total_cmp(&b[1]).then(a[0].total_cmp(&b[0]))
                 });
-                return placed;
+                return Ok(placed);
             }
         }
     }
-    panic!(
+    Err(format!(
         "{} shapes of up to {} px do not fit a {} px image",
         kinds.len(),
         config.max_shape_size,
         config.image_size
-    );
+    ))
 }
 
 fn try_layout(

@@ -10,7 +10,6 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use serde_json::{Value, json};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainer};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -19,9 +18,10 @@ use tokenizers::{AddedToken, Tokenizer};
 use super::Item;
 use super::trace::grounded_trace;
 use crate::files::FileError;
-use crate::preprocess::{GRIT_MIN_PIXELS, PreprocessConfig};
+use crate::hub::{ImageProcessor, write_text};
+use crate::preprocess::PreprocessConfig;
 use crate::prompt::internvl::{IMG_CONTEXT, IMG_END, IMG_START};
-use crate::prompt::{ChatTemplate, PromptStyle, QWEN2_5_VL_CHAT_TEMPLATE, user_message};
+use crate::prompt::{ChatTemplate, PromptStyle, user_message};
 
 /// Qwen's special tokens, exact strings; their ids follow the BPE vocabulary in this order.
 pub const SPECIAL_TOKENS: [&str; 6] = [
@@ -44,8 +44,10 @@ pub const TAG_TOKENS: [&str; 6] = [
     "</answer>",
 ];
 
-const END_OF_TEXT: &str = SPECIAL_TOKENS[0];
-const IM_END: &str = SPECIAL_TOKENS[2];
+/// The smallest vocabulary [`build_tokenizer`] takes: the byte symbols and the added tokens.
+pub fn min_vocab_size() -> usize {
+    ByteLevel::alphabet().len() + SPECIAL_TOKENS.len() + TAG_TOKENS.len()
+}
 
 /// A byte-level BPE tokenizer of `vocab_size` tokens in all (256 byte symbols, merges learned on
 /// `corpus`, then [`SPECIAL_TOKENS`] and [`TAG_TOKENS`]). The same corpus gives the same
@@ -57,7 +59,7 @@ pub fn build_tokenizer(corpus: &[String], vocab_size: usize) -> Tokenizer {
     let added = SPECIAL_TOKENS.len() + TAG_TOKENS.len();
     let alphabet = ByteLevel::alphabet();
     assert!(
-        vocab_size >= alphabet.len() + added,
+        vocab_size >= min_vocab_size(),
         "vocab_size {vocab_size} is below the {} byte symbols and {added} added tokens",
         alphabet.len()
     );
@@ -131,17 +133,9 @@ pub fn tokenizer_corpus(items: &[Item]) -> Vec<String> {
         .collect()
 }
 
-/// The Python values of the CLIP normalization, as a checkpoint's config writes them; read back,
-/// they round to [`crate::preprocess::CLIP_MEAN`] / `CLIP_STD` exactly.
-const CLIP_MEAN: [f64; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-const CLIP_STD: [f64; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
-
-/// Writes what [`ChatTokenizer::from_dir`](crate::prompt::ChatTokenizer::from_dir) and
-/// [`PreprocessConfig::from_checkpoint_dir`] read: `tokenizer.json`, `tokenizer_config.json`
-/// (eos `<|im_end|>`, pad `<|endoftext|>`, the chat template), `generation_config.json` (eos ids
-/// `[<|im_end|>, <|endoftext|>]` as Qwen2.5-VL has them) and `preprocessor_config.json`, whose
-/// `max_pixels` lets an `image_size`² image through unresized (`image_size` a multiple of 28,
-/// at least 56).
+/// Writes `tokenizer.json` and the files an HF checkpoint carries around it for `processor`'s
+/// family (see [`crate::hub`]): what [`ChatTokenizer::from_dir`](crate::prompt::ChatTokenizer::from_dir)
+/// and the processors read, and what transformers' `AutoProcessor` needs.
 ///
 /// # Errors
 /// A file that cannot be written, or a tokenizer without Qwen's special tokens (reported
@@ -149,75 +143,25 @@ const CLIP_STD: [f64; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 pub fn write_tokenizer_dir(
     dir: &Path,
     tokenizer: &Tokenizer,
-    image_size: u32,
+    processor: ImageProcessor<'_>,
 ) -> Result<(), FileError> {
     fs::create_dir_all(dir).map_err(|e| FileError::io(dir, e))?;
-    let generation_path = dir.join("generation_config.json");
-    let id = |token: &str| {
-        tokenizer.token_to_id(token).ok_or_else(|| {
-            let message = format!("the tokenizer has no {token}");
-            FileError::io(
-                &generation_path,
-                io::Error::new(io::ErrorKind::InvalidInput, message),
-            )
-        })
-    };
-    let (im_end, end_of_text) = (id(IM_END)?, id(END_OF_TEXT)?);
-
     let tokenizer_path = dir.join("tokenizer.json");
     let text = tokenizer
         .to_string(true)
         .map_err(|e| FileError::io(&tokenizer_path, io::Error::other(e.to_string())))?;
     write_text(&tokenizer_path, &text)?;
-    write_json(
-        &dir.join("tokenizer_config.json"),
-        &json!({
-            "tokenizer_class": "PreTrainedTokenizerFast",
-            "eos_token": IM_END,
-            "pad_token": END_OF_TEXT,
-            "clean_up_tokenization_spaces": false,
-            "chat_template": QWEN2_5_VL_CHAT_TEMPLATE,
-        }),
-    )?;
-    write_json(
-        &generation_path,
-        &json!({
-            "eos_token_id": [im_end, end_of_text],
-            "pad_token_id": end_of_text,
-        }),
-    )?;
-    let qwen = PreprocessConfig::default();
-    let max_pixels = u64::from(image_size).pow(2);
-    write_json(
-        &dir.join("preprocessor_config.json"),
-        &json!({
-            "image_processor_type": "Qwen2VLImageProcessor",
-            "processor_class": "Qwen2_5_VLProcessor",
-            "do_convert_rgb": true,
-            "do_resize": true,
-            "resample": 3,
-            "do_rescale": true,
-            "rescale_factor": 1.0 / 255.0,
-            "do_normalize": true,
-            "image_mean": CLIP_MEAN,
-            "image_std": CLIP_STD,
-            "min_pixels": GRIT_MIN_PIXELS,
-            "max_pixels": max_pixels,
-            "size": {"shortest_edge": GRIT_MIN_PIXELS, "longest_edge": max_pixels},
-            "patch_size": qwen.patch_size,
-            "temporal_patch_size": qwen.temporal_patch_size,
-            "merge_size": qwen.merge_size,
-        }),
-    )
+    processor.write_tokenizer_files(dir, tokenizer)?;
+    processor.write_settings(dir)
 }
 
-fn write_json(path: &Path, value: &Value) -> Result<(), FileError> {
-    let text = serde_json::to_string_pretty(value).expect("a JSON value always serializes");
-    write_text(path, &(text + "\n"))
-}
-
-fn write_text(path: &Path, text: &str) -> Result<(), FileError> {
-    fs::write(path, text).map_err(|e| FileError::io(path, e))
+/// The Qwen2.5-VL image settings under which an `image_size`² image (a multiple of 28, at least
+/// 56) reaches the model unresized.
+pub fn unresized(image_size: u32) -> PreprocessConfig {
+    PreprocessConfig {
+        max_pixels: (image_size as usize).pow(2),
+        ..PreprocessConfig::default()
+    }
 }
 
 #[cfg(test)]

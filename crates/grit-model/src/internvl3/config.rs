@@ -5,11 +5,13 @@
 use std::path::Path;
 
 use burn::config::Config;
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::qwen2_5_vl::TextConfig;
-use crate::qwen2_5_vl::config::{check_act, opt_usize, usize_field};
+use crate::error::Result;
+use crate::hf::{ConfigError, check, check_act, check_sizes, parse, read_json};
+use crate::qwen2::TextConfig;
+use crate::qwen2::config::HfTextConfig;
 
 /// `<IMG_CONTEXT>` in InternVL3's tokenizer, for configs that do not name it (the remote-code
 /// model learns it from the tokenizer at run time).
@@ -70,8 +72,7 @@ impl VisionConfig {
 
 #[derive(Config, Debug, PartialEq)]
 pub struct InternVl3Config {
-    /// The Qwen2 decoder; `mrope_section` puts every rotary frequency on the first position row,
-    /// which makes M-RoPE plain 1-D RoPE.
+    /// The Qwen2 decoder, with plain 1-D RoPE (`mrope_section: None`).
     pub text: TextConfig,
     pub vision: VisionConfig,
     #[config(default = 151_667)]
@@ -95,166 +96,140 @@ impl InternVl3Config {
     /// Side of the pixel-shuffle block: a downsample ratio of 0.5 folds 2×2 patches into one token.
     pub const SHUFFLE: usize = 2;
 
-    /// Reads `config.json` as it comes from the hub, in either form.
+    /// Reads `config.json` as it comes from the hub, in either form; a value grit cannot run
+    /// with is an error naming the file and the key.
     pub fn from_hf_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let json: Value = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: path.into(),
-            source,
-        })?;
-        Self::from_hf_json(&json).map_err(|message| Error::Config {
-            path: path.into(),
-            message,
-        })
+        Self::from_hf_json(&read_json(path)?).map_err(|e| e.in_file(path))
     }
 
-    pub fn from_hf_json(root: &Value) -> std::result::Result<Self, String> {
-        let vision = root.get("vision_config").ok_or("missing `vision_config`")?;
+    pub fn from_hf_json(root: &Value) -> std::result::Result<Self, ConfigError> {
+        let outer: HfConfig = parse(root, "")?;
         let remote = CheckpointLayout::of_config(root) == CheckpointLayout::RemoteCode;
-        let text = if remote {
-            root.get("llm_config")
+        let (text_value, at) = if remote {
+            (root.get("llm_config"), "llm_config.")
         } else {
-            root.get("text_config")
-        }
-        .ok_or("missing `text_config` (transformers) or `llm_config` (remote code)")?;
-
-        let ratio = root
-            .get("downsample_ratio")
-            .and_then(Value::as_f64)
-            .unwrap_or(0.5);
-        if ratio != 0.5 {
-            return Err(format!(
-                "`downsample_ratio` {ratio} is not supported (only 0.5)"
-            ));
-        }
-        let (select_layer, flag) = if remote {
-            ("select_layer", "qk_normalization")
-        } else {
-            ("vision_feature_layer", "use_qk_norm")
+            (root.get("text_config"), "text_config.")
         };
-        match root.get(select_layer).and_then(Value::as_i64) {
-            None | Some(-1) => {}
-            Some(other) => {
-                return Err(format!(
-                    "`{select_layer}` {other} is not supported (only -1, the last layer)"
-                ));
-            }
-        }
+        let text_value = text_value.ok_or_else(|| {
+            ConfigError::new(
+                at.trim_end_matches('.'),
+                "missing (transformers' layout has `text_config`, remote code `llm_config`)",
+            )
+        })?;
+        check(
+            outer.downsample_ratio.is_none_or(|r| r == 0.5),
+            "downsample_ratio",
+            "only 0.5 is supported",
+        )?;
+        let (select_key, select) = if remote {
+            ("select_layer", outer.select_layer)
+        } else {
+            ("vision_feature_layer", outer.vision_feature_layer)
+        };
+        check(
+            select.is_none_or(|l| l == -1),
+            select_key,
+            "only -1 (the last layer) is supported",
+        )?;
         if remote {
-            match root.get("ps_version").and_then(Value::as_str) {
-                None | Some("v2") => {}
-                Some(other) => {
-                    return Err(format!(
-                        "`ps_version` {other:?} is not supported (only \"v2\")"
-                    ));
-                }
-            }
+            check(
+                outer.ps_version.as_deref().is_none_or(|v| v == "v2"),
+                "ps_version",
+                "only \"v2\" is supported",
+            )?;
         } else {
-            match root
-                .get("vision_feature_select_strategy")
-                .and_then(Value::as_str)
-            {
-                None | Some("default") => {}
-                Some(other) => {
-                    return Err(format!(
-                        "`vision_feature_select_strategy` {other:?} is not supported (only \"default\")"
-                    ));
-                }
-            }
-            check_act(root, "projector_hidden_act", "gelu")?;
-            if vision.get("use_absolute_position_embeddings") == Some(&Value::Bool(false)) {
-                return Err("`use_absolute_position_embeddings: false` is not supported".into());
-            }
-        }
-        check_act(vision, "hidden_act", "gelu")?;
-        check_act(text, "hidden_act", "silu")?;
-        match vision.get("norm_type").and_then(Value::as_str) {
-            None | Some("layer_norm") => {}
-            Some(other) => {
-                return Err(format!(
-                    "vision `norm_type` {other:?} is not supported (only \"layer_norm\")"
-                ));
-            }
-        }
-        if text.get("use_sliding_window") == Some(&Value::Bool(true)) {
-            return Err("`use_sliding_window: true` is not supported".into());
+            check(
+                outer
+                    .vision_feature_select_strategy
+                    .as_deref()
+                    .is_none_or(|s| s == "default"),
+                "vision_feature_select_strategy",
+                "only \"default\" is supported",
+            )?;
+            check_act(
+                outer.projector_hidden_act.as_deref(),
+                "projector_hidden_act",
+                "gelu",
+            )?;
         }
 
-        let bool_field = |v: &Value, name: &str, default: bool| {
-            v.get(name).and_then(Value::as_bool).unwrap_or(default)
-        };
-        let side = |name: &str, default: usize| side_field(vision, name, default);
+        let v: HfVisionConfig = parse(&outer.vision_config, "vision_config.")?;
+        check_act(v.hidden_act.as_deref(), "vision_config.hidden_act", "gelu")?;
+        check(
+            v.norm_type.as_deref().is_none_or(|n| n == "layer_norm"),
+            "vision_config.norm_type",
+            "only \"layer_norm\" is supported",
+        )?;
+        check(
+            remote || v.use_absolute_position_embeddings != Some(false),
+            "vision_config.use_absolute_position_embeddings",
+            "`false` is not supported",
+        )?;
         let vision_config = VisionConfig {
-            hidden_size: usize_field(vision, "hidden_size")?,
-            num_hidden_layers: usize_field(vision, "num_hidden_layers")?,
-            num_attention_heads: usize_field(vision, "num_attention_heads")?,
-            intermediate_size: usize_field(vision, "intermediate_size")?,
-            image_size: side("image_size", 448)?,
-            patch_size: side("patch_size", 14)?,
-            num_channels: opt_usize(vision, "num_channels")?.unwrap_or(3),
-            layer_norm_eps: vision
-                .get("layer_norm_eps")
-                .and_then(Value::as_f64)
-                .unwrap_or(1e-6),
+            hidden_size: v.hidden_size,
+            num_hidden_layers: v.num_hidden_layers,
+            num_attention_heads: v.num_attention_heads,
+            intermediate_size: v.intermediate_size,
+            image_size: v
+                .image_size
+                .map_or(Ok(448), |s| s.side("vision_config.image_size"))?,
+            patch_size: v
+                .patch_size
+                .map_or(Ok(14), |s| s.side("vision_config.patch_size"))?,
+            num_channels: v.num_channels.unwrap_or(3),
+            layer_norm_eps: v.layer_norm_eps.unwrap_or(1e-6),
             attention_bias: if remote {
-                bool_field(vision, "qkv_bias", true)
+                v.qkv_bias.unwrap_or(true)
             } else {
-                bool_field(vision, "attention_bias", false)
+                v.attention_bias.unwrap_or(false)
             },
-            use_qk_norm: bool_field(vision, flag, false),
-            use_mean_pooling: remote || bool_field(vision, "use_mean_pooling", true),
+            use_qk_norm: if remote {
+                v.qk_normalization
+            } else {
+                v.use_qk_norm
+            }
+            .unwrap_or(false),
+            use_mean_pooling: remote || v.use_mean_pooling.unwrap_or(true),
         };
-        let grid = vision_config.grid();
-        if grid == 0 || !grid.is_multiple_of(Self::SHUFFLE) {
-            return Err(format!(
-                "image_size {} / patch_size {} must be a positive even number of patches",
-                vision_config.image_size, vision_config.patch_size
-            ));
-        }
-
-        let rope = text
-            .get("rope_parameters")
-            .or_else(|| text.get("rope_scaling"));
-        if let Some(kind) = rope
-            .and_then(|r| r.get("rope_type").or_else(|| r.get("type")))
-            .and_then(Value::as_str)
-            .filter(|&k| k != "default")
-        {
-            return Err(format!(
-                "rope type {kind:?} is not supported (only \"default\")"
-            ));
-        }
-        let rope_theta = rope
-            .and_then(|r| r.get("rope_theta"))
-            .or_else(|| text.get("rope_theta"))
-            .and_then(Value::as_f64)
-            .unwrap_or(1_000_000.0);
-        let heads = usize_field(text, "num_attention_heads")?;
-        let hidden = usize_field(text, "hidden_size")?;
-        let text_config = TextConfig {
-            vocab_size: usize_field(text, "vocab_size")?,
-            hidden_size: hidden,
-            intermediate_size: usize_field(text, "intermediate_size")?,
-            num_hidden_layers: usize_field(text, "num_hidden_layers")?,
-            num_attention_heads: heads,
-            num_key_value_heads: opt_usize(text, "num_key_value_heads")?.unwrap_or(heads),
-            rms_norm_eps: text
-                .get("rms_norm_eps")
-                .and_then(Value::as_f64)
-                .unwrap_or(1e-6),
-            rope_theta,
-            mrope_section: [hidden / heads / 2, 0, 0],
-        };
-        let tied = |v: &Value| v.get("tie_word_embeddings").and_then(Value::as_bool);
-        Ok(Self {
+        let text: HfTextConfig = parse(text_value, at)?;
+        let text_config = text.to_config(at, false)?;
+        let config = Self {
             text: text_config,
             vision: vision_config,
-            image_token_id: opt_usize(root, "image_token_id")?
-                .map_or(DEFAULT_IMAGE_TOKEN_ID, |v| v as u32),
+            image_token_id: outer.image_token_id.unwrap_or(DEFAULT_IMAGE_TOKEN_ID),
             // transformers' InternVLConfig defaults to tied; the text config says what the
             // checkpoint really has, so it wins when present.
-            tie_word_embeddings: tied(text).or(tied(root)).unwrap_or(false),
-        })
+            tie_word_embeddings: text
+                .tie_word_embeddings
+                .or(outer.tie_word_embeddings)
+                .unwrap_or(false),
+        };
+        config.validate_at(at)?;
+        Ok(config)
+    }
+
+    /// The checks the whole model needs before any tensor is built.
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        self.validate_at("text_config.")
+    }
+
+    /// [`Self::validate`], naming decoder keys under `at` (`llm_config.` in remote code).
+    fn validate_at(&self, at: &str) -> std::result::Result<(), ConfigError> {
+        self.text.validate(at)?;
+        check(
+            self.text.mrope_section.is_none(),
+            format!("{at}rope_parameters.mrope_section"),
+            "InternVL3's decoder uses plain 1-D rotary positions",
+        )?;
+        self.vision.validate()?;
+        check(
+            (self.image_token_id as usize) < self.text.vocab_size,
+            "image_token_id",
+            format!(
+                "{} lies outside the vocabulary of {}",
+                self.image_token_id, self.text.vocab_size
+            ),
+        )
     }
 
     /// Image tokens per tile of `image_size` pixels: `(grid / 2)²`, 256 for InternVL3.
@@ -267,7 +242,7 @@ impl InternVl3Config {
     /// runs with the real tokenizer in tests and demos: 448-px tiles of 256 tokens, vision width
     /// 32 with 2 layers, text width 64 with 2 layers.
     pub fn tiny() -> Self {
-        let text = TextConfig::new(151_674, 64, 128, 2, 4, 2, [8, 0, 0]);
+        let text = TextConfig::new(151_674, 64, 128, 2, 4, 2);
         let vision = VisionConfig::new(32, 2, 2, 64);
         Self::new(text, vision)
     }
@@ -278,7 +253,6 @@ impl InternVl3Config {
         serde_json::json!({
             "architectures": ["InternVLForConditionalGeneration"],
             "model_type": "internvl",
-            "dtype": "bfloat16",
             "downsample_ratio": 0.5,
             "image_seq_length": self.tokens_per_tile(),
             "image_token_id": self.image_token_id,
@@ -322,18 +296,104 @@ impl InternVl3Config {
     }
 }
 
+/// The fields of an InternVL3 `config.json` outside the decoder, as stored (either layout).
+#[derive(Debug, Deserialize)]
+struct HfConfig {
+    vision_config: Value,
+    downsample_ratio: Option<f64>,
+    /// Remote code.
+    select_layer: Option<i64>,
+    ps_version: Option<String>,
+    /// transformers.
+    vision_feature_layer: Option<i64>,
+    vision_feature_select_strategy: Option<String>,
+    projector_hidden_act: Option<String>,
+    image_token_id: Option<u32>,
+    tie_word_embeddings: Option<bool>,
+}
+
+/// `vision_config` as stored (either layout).
+#[derive(Debug, Deserialize)]
+struct HfVisionConfig {
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    image_size: Option<Side>,
+    patch_size: Option<Side>,
+    num_channels: Option<usize>,
+    layer_norm_eps: Option<f64>,
+    qkv_bias: Option<bool>,
+    attention_bias: Option<bool>,
+    qk_normalization: Option<bool>,
+    use_qk_norm: Option<bool>,
+    use_mean_pooling: Option<bool>,
+    norm_type: Option<String>,
+    hidden_act: Option<String>,
+    use_absolute_position_embeddings: Option<bool>,
+}
+
 /// A square side given as one number or transformers' `[height, width]`.
-fn side_field(v: &Value, name: &str, default: usize) -> std::result::Result<usize, String> {
-    match v.get(name) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Array(sides)) => match sides.as_slice() {
-            [h, w] if h == w => h
-                .as_u64()
-                .map(|n| n as usize)
-                .ok_or_else(|| format!("bad `{name}` {h}")),
-            _ => Err(format!("`{name}` must be square, got {}", v[name])),
-        },
-        Some(_) => opt_usize(v, name).map(|s| s.unwrap_or(default)),
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Side {
+    One(usize),
+    Pair([usize; 2]),
+}
+
+impl Side {
+    fn side(&self, key: &str) -> std::result::Result<usize, ConfigError> {
+        match *self {
+            Side::One(s) => Ok(s),
+            Side::Pair([h, w]) if h == w => Ok(h),
+            Side::Pair([h, w]) => Err(ConfigError::new(
+                key,
+                format!("must be square, got [{h}, {w}]"),
+            )),
+        }
+    }
+}
+
+impl VisionConfig {
+    /// The checks InternViT and the pixel shuffle need before any tensor is built.
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let key = |name: &str| format!("vision_config.{name}");
+        check_sizes(
+            "vision_config.",
+            &[
+                ("hidden_size", self.hidden_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("intermediate_size", self.intermediate_size),
+                ("num_channels", self.num_channels),
+                ("image_size", self.image_size),
+                ("patch_size", self.patch_size),
+            ],
+        )?;
+        check(
+            self.hidden_size.is_multiple_of(self.num_attention_heads),
+            key("hidden_size"),
+            format!(
+                "{} must split into {} heads",
+                self.hidden_size, self.num_attention_heads
+            ),
+        )?;
+        check(
+            self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0,
+            key("layer_norm_eps"),
+            "must be a positive number",
+        )?;
+        let grid = self.image_size / self.patch_size;
+        check(
+            self.image_size.is_multiple_of(self.patch_size)
+                && grid > 0
+                && grid.is_multiple_of(InternVl3Config::SHUFFLE),
+            key("image_size"),
+            format!(
+                "{} must be a positive even number of {}-px patches",
+                self.image_size, self.patch_size
+            ),
+        )
     }
 }
 
@@ -357,6 +417,7 @@ mod tests {
         assert!(
             InternVl3Config::from_hf_json(&json)
                 .unwrap_err()
+                .to_string()
                 .contains("vision_feature_layer")
         );
         let mut json = InternVl3Config::tiny().to_hf_json();
@@ -364,6 +425,7 @@ mod tests {
         assert!(
             InternVl3Config::from_hf_json(&json)
                 .unwrap_err()
+                .to_string()
                 .contains("norm_type")
         );
     }

@@ -10,15 +10,15 @@ use std::path::Path;
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 pub use config::{CheckpointLayout, InternVl3Config, VisionConfig};
 
+use crate::composition::{self, Positions, TextSide, VisionLanguage};
 use crate::error::{Error, Result};
-use crate::generate::Decoder;
-use crate::kv_cache::KvCache;
-use crate::nn::{check_targets, linear, scatter_rows, target_logprobs};
-use crate::qwen2_5_vl::text::{DecodeState, Rope, TextModel};
+use crate::nn::linear;
+use crate::qwen2::TextModel;
+
 use crate::weights::{Checkpoint, StoreDtype, save_dir};
 use vision::{MultiModalProjector, VisionModel, pixel_shuffle};
 
@@ -35,11 +35,7 @@ pub struct ImageInput {
 
 /// Token ids with `<IMG_CONTEXT>` already expanded (one per token of every tile), and the
 /// images those tokens stand for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prompt {
-    pub ids: Vec<u32>,
-    pub images: Vec<ImageInput>,
-}
+pub type Prompt = composition::Prompt<ImageInput>;
 
 /// The module tree, with the field names of transformers' `InternVLForConditionalGeneration`.
 #[derive(Module, Debug)]
@@ -205,46 +201,35 @@ fn image_token_from_added_tokens(dir: &Path) -> Result<Option<u32>> {
     }
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let tokens: std::collections::BTreeMap<String, u32> =
-        serde_json::from_str(&text).map_err(|source| Error::Json {
+        serde_json::from_str(&text).map_err(|error| Error::Json {
             path: path.clone(),
-            source,
+            error,
         })?;
     Ok(tokens.get("<IMG_CONTEXT>").copied())
 }
 
-/// A prompt batch left-padded to a common length.
-struct Padded {
-    batch: usize,
-    len: usize,
-    /// `[batch · len]`
-    ids: Vec<u32>,
-    valid: Vec<bool>,
-    /// `[batch][len]`; padding positions are 0.
-    positions: Vec<Vec<i64>>,
-    next_position: Vec<i64>,
+impl InternVl3Config {
+    /// The configuration of the checkpoint in `dir` and its layout; a remote-code checkpoint's
+    /// `<IMG_CONTEXT>` id comes from its `added_tokens.json` (its config does not name it).
+    pub fn from_dir(dir: &Path) -> Result<(Self, CheckpointLayout)> {
+        let config_path = dir.join("config.json");
+        let mut json = crate::hf::read_json(&config_path)?;
+        let layout = CheckpointLayout::of_config(&json);
+        if layout == CheckpointLayout::RemoteCode
+            && let Some(id) = image_token_from_added_tokens(dir)?
+        {
+            json["image_token_id"] = id.into();
+        }
+        let config = Self::from_hf_json(&json).map_err(|e| e.in_file(&config_path))?;
+        Ok((config, layout))
+    }
 }
 
 impl<B: Backend> InternVl3<B> {
     /// Loads `config.json` and the safetensors weights of a checkpoint directory in either
-    /// layout. A remote-code checkpoint's `<IMG_CONTEXT>` id comes from its `added_tokens.json`.
+    /// layout (see [`InternVl3Config::from_dir`]).
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
-        let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| Error::Json {
-                path: config_path.clone(),
-                source,
-            })?;
-        let layout = CheckpointLayout::of_config(&json);
-        let mut config = InternVl3Config::from_hf_json(&json).map_err(|message| Error::Config {
-            path: config_path,
-            message,
-        })?;
-        if layout == CheckpointLayout::RemoteCode
-            && let Some(id) = image_token_from_added_tokens(dir)?
-        {
-            config.image_token_id = id;
-        }
+        let (config, layout) = InternVl3Config::from_dir(dir)?;
         let mut checkpoint = Checkpoint::open(dir)?;
         if layout == CheckpointLayout::RemoteCode {
             split_fused_qkv(&mut checkpoint)?;
@@ -273,13 +258,12 @@ impl<B: Backend> InternVl3<B> {
         )
     }
 
-    pub fn device(&self) -> B::Device {
-        self.module.model.language_model.device()
-    }
-
     /// The vision tower, pixel shuffle and projector over the tiles of `images`, in order.
     /// Consecutive images with the same tile size run as one batch.
     pub fn vision(&self, images: &[&ImageInput]) -> Result<VisionOutputs<B>> {
+        if images.is_empty() {
+            return Err(Error::Input("no images to encode".into()));
+        }
         let patch = self.config.vision.patch_size;
         let channels = self.config.vision.num_channels;
         let mut runs: Vec<(usize, usize, Vec<f32>)> = Vec::new();
@@ -349,163 +333,29 @@ impl<B: Backend> InternVl3<B> {
             image_embeds: projected,
         }
     }
+}
 
-    /// Image features, one row per `<IMG_CONTEXT>` token, images in order.
-    ///
-    /// # Shapes
-    /// - output: `[Σ tiles · tokens_per_tile, text_hidden]`
-    pub fn image_features(&self, images: &[&ImageInput]) -> Result<Tensor<B, 2>> {
+impl<B: Backend> VisionLanguage for InternVl3<B> {
+    type B = B;
+    type Image = ImageInput;
+
+    fn text_side(&self) -> TextSide<'_, B> {
+        TextSide {
+            config: &self.config.text,
+            model: &self.module.model.language_model,
+            lm_head: self.module.lm_head.as_ref(),
+            image_token_id: self.config.image_token_id,
+        }
+    }
+
+    /// InternViT, pixel shuffle and projector: one row per `<IMG_CONTEXT>` token.
+    fn image_features(&self, images: &[&ImageInput]) -> Result<Tensor<B, 2>> {
         Ok(self.vision(images)?.image_embeds)
     }
 
-    fn pad(&self, prompts: &[Prompt]) -> Result<Padded> {
-        let batch = prompts.len();
-        let len = prompts.iter().map(|p| p.ids.len()).max().unwrap_or(0);
-        if len == 0 {
-            return Err(Error::Input("empty prompt".into()));
-        }
-        let mut padded = Padded {
-            batch,
-            len,
-            ids: Vec::with_capacity(batch * len),
-            valid: Vec::with_capacity(batch * len),
-            positions: Vec::with_capacity(batch),
-            next_position: Vec::with_capacity(batch),
-        };
-        for prompt in prompts {
-            let n = prompt.ids.len();
-            let pad = len - n;
-            // Padding uses token 0: it is masked out, only its embedding row is read.
-            padded
-                .ids
-                .extend(std::iter::repeat_n(0, pad).chain(prompt.ids.iter().copied()));
-            padded
-                .valid
-                .extend(std::iter::repeat_n(false, pad).chain(std::iter::repeat_n(true, n)));
-            padded
-                .positions
-                .push(std::iter::repeat_n(0, pad).chain(0..n as i64).collect());
-            padded.next_position.push(n as i64);
-        }
-        Ok(padded)
-    }
-
-    /// Token embeddings with the image features written over the `<IMG_CONTEXT>` positions.
-    fn embed(&self, prompts: &[Prompt], padded: &Padded) -> Result<Tensor<B, 3>> {
-        let ids: Vec<i64> = padded.ids.iter().map(|&t| t as i64).collect();
-        let ids = Tensor::<B, 2, Int>::from_data(
-            TensorData::new(ids, [padded.batch, padded.len]),
-            &self.device(),
-        );
-        let embeds = self.module.model.language_model.embed(ids);
-        let images: Vec<&ImageInput> = prompts.iter().flat_map(|p| &p.images).collect();
-        let slots: Vec<bool> = padded
-            .valid
-            .iter()
-            .zip(&padded.ids)
-            .map(|(&valid, &id)| valid && id == self.config.image_token_id)
-            .collect();
-        if images.is_empty() && !slots.contains(&true) {
-            return Ok(embeds);
-        }
-        let features = self.image_features(&images)?;
-        scatter_rows(embeds, features, &slots)
-    }
-
-    /// 1-D rotary tables: the decoder's M-RoPE with three equal position rows.
-    fn rope(&self, positions: &[Vec<i64>]) -> Rope<B> {
-        let rows = positions.to_vec();
-        self.config
-            .text
-            .rope(&[rows.clone(), rows.clone(), rows], &self.device())
-    }
-
-    /// # Shapes
-    /// - hidden: `[batch, seq, hidden]` → `[batch, seq, vocab]`
-    pub fn lm_head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.module
-            .model
-            .language_model
-            .logits(self.module.lm_head.as_ref(), hidden)
-    }
-
-    /// Runs the prompts and returns the final-norm hidden states, with a cache holding them when
-    /// `cache_room` (positions to leave free for decoding) is given.
-    fn run_prompts(
-        &self,
-        prompts: &[Prompt],
-        cache_room: Option<usize>,
-    ) -> Result<(Tensor<B, 3>, Padded, Option<KvCache<B>>)> {
-        let padded = self.pad(prompts)?;
-        let embeds = self.embed(prompts, &padded)?;
-        let rope = self.rope(&padded.positions);
-        let (hidden, cache) = self.module.model.language_model.run_padded(
-            &self.config.text,
-            embeds,
-            &rope,
-            &padded.valid,
-            cache_room,
-        );
-        Ok((hidden, padded, cache))
-    }
-
-    /// Logits at every position of the (left-padded) prompts.
-    ///
-    /// # Shapes
-    /// - output: `[batch, max_len, vocab]`
-    pub fn forward(&self, prompts: &[Prompt]) -> Result<Tensor<B, 3>> {
-        let (hidden, _, _) = self.run_prompts(prompts, None)?;
-        Ok(self.lm_head(hidden))
-    }
-
-    /// Log-probability (temperature 1) of the last `targets[b]` tokens of each sequence given
-    /// everything before them, right-aligned as in [`crate::qwen2_5_vl::Qwen2_5Vl::target_logprobs`].
-    ///
-    /// # Shapes
-    /// - output: `[batch, max(targets)]`
-    pub fn target_logprobs(
-        &self,
-        sequences: &[Prompt],
-        targets: &[usize],
-        chunk: usize,
-    ) -> Result<Tensor<B, 2>> {
-        let lens: Vec<usize> = sequences.iter().map(|s| s.ids.len()).collect();
-        let width = check_targets(&lens, targets)?;
-        let (hidden, padded, _) = self.run_prompts(sequences, None)?;
-        Ok(target_logprobs(hidden, &padded.ids, width, chunk, |h| {
-            self.lm_head(h)
-        }))
-    }
-}
-
-impl<B: Backend> Decoder<B> for InternVl3<B> {
-    type Prompt = Prompt;
-    type State = DecodeState<B>;
-
-    fn prefill(
-        &self,
-        prompts: &[Prompt],
-        max_new_tokens: usize,
-    ) -> Result<(Tensor<B, 2>, DecodeState<B>)> {
-        let (hidden, padded, cache) = self.run_prompts(prompts, Some(max_new_tokens))?;
-        let cache = cache.expect("a cache was asked for");
-        Ok(self.module.model.language_model.after_prefill(
-            self.module.lm_head.as_ref(),
-            hidden,
-            cache,
-            &padded.valid,
-            padded.next_position,
-        ))
-    }
-
-    fn step(&self, tokens: &[u32], state: &mut DecodeState<B>) -> Tensor<B, 2> {
-        let text = &self.module.model.language_model;
-        text.step_logits(
-            &self.config.text,
-            self.module.lm_head.as_ref(),
-            tokens,
-            state,
-        )
+    /// Token indices: InternVL3's decoder uses plain 1-D positions, images included.
+    fn positions(&self, prompt: &Prompt) -> Result<Positions> {
+        Ok(Positions::sequential(prompt.ids.len(), 1))
     }
 }
 

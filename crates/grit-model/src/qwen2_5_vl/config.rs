@@ -4,9 +4,16 @@
 use std::path::Path;
 
 use burn::config::Config;
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::hf::{ConfigError, check, check_act, check_sizes, parse, read_json};
+use crate::qwen2::TextConfig;
+use crate::qwen2::config::HfTextConfig;
+
+/// transformers' `Qwen2_5_VLVisionConfig` default, for configs that leave it out.
+pub const DEFAULT_FULLATT_BLOCK_INDEXES: [usize; 4] = [7, 15, 23, 31];
 
 #[derive(Config, Debug, PartialEq)]
 pub struct VisionConfig {
@@ -46,28 +53,6 @@ impl VisionConfig {
 }
 
 #[derive(Config, Debug, PartialEq)]
-pub struct TextConfig {
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub intermediate_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    pub num_key_value_heads: usize,
-    #[config(default = 1e-6)]
-    pub rms_norm_eps: f64,
-    #[config(default = 1_000_000.0)]
-    pub rope_theta: f64,
-    /// How the rotary half-dimension is split between the temporal, height and width rows.
-    pub mrope_section: [usize; 3],
-}
-
-impl TextConfig {
-    pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
-    }
-}
-
-#[derive(Config, Debug, PartialEq)]
 pub struct Qwen2_5VlConfig {
     pub text: TextConfig,
     pub vision: VisionConfig,
@@ -83,105 +68,182 @@ pub struct Qwen2_5VlConfig {
     pub tie_word_embeddings: bool,
 }
 
+/// The fields of a Qwen2.5-VL `config.json` outside the decoder, as stored.
+#[derive(Debug, Deserialize)]
+struct HfConfig {
+    vision_config: Value,
+    image_token_id: Option<u32>,
+    video_token_id: Option<u32>,
+    vision_start_token_id: Option<u32>,
+    vision_end_token_id: Option<u32>,
+    tie_word_embeddings: Option<bool>,
+}
+
+/// `vision_config` as stored.
+#[derive(Debug, Deserialize)]
+struct HfVisionConfig {
+    depth: usize,
+    hidden_size: usize,
+    num_heads: usize,
+    intermediate_size: usize,
+    out_hidden_size: usize,
+    patch_size: Option<usize>,
+    temporal_patch_size: Option<usize>,
+    in_channels: Option<usize>,
+    in_chans: Option<usize>,
+    spatial_merge_size: Option<usize>,
+    window_size: Option<usize>,
+    fullatt_block_indexes: Option<Vec<usize>>,
+    hidden_act: Option<String>,
+}
+
+impl VisionConfig {
+    /// The checks the vision tower needs before any tensor is built.
+    pub fn validate(&self, text_hidden: usize) -> std::result::Result<(), ConfigError> {
+        let key = |name: &str| format!("vision_config.{name}");
+        check_sizes(
+            "vision_config.",
+            &[
+                ("depth", self.depth),
+                ("hidden_size", self.hidden_size),
+                ("num_heads", self.num_heads),
+                ("intermediate_size", self.intermediate_size),
+                ("out_hidden_size", self.out_hidden_size),
+                ("patch_size", self.patch_size),
+                ("temporal_patch_size", self.temporal_patch_size),
+                ("in_channels", self.in_channels),
+                ("spatial_merge_size", self.spatial_merge_size),
+                ("window_size", self.window_size),
+            ],
+        )?;
+        let patch_dim = [self.temporal_patch_size, self.patch_size, self.patch_size]
+            .into_iter()
+            .try_fold(self.in_channels, usize::checked_mul);
+        check(
+            patch_dim.is_some_and(|d| d <= crate::hf::MAX_SIZE),
+            key("patch_size"),
+            "a patch (channels × temporal × patch²) of this many values is too large",
+        )?;
+        // The 2-D rotary splits each head into row and column halves of rotated pairs.
+        check(
+            self.hidden_size.is_multiple_of(self.num_heads)
+                && self.head_dim().is_multiple_of(4)
+                && self.head_dim() > 0,
+            key("hidden_size"),
+            format!(
+                "{} must split into {} heads of a width divisible by 4",
+                self.hidden_size, self.num_heads
+            ),
+        )?;
+        let unit = self.spatial_merge_size * self.patch_size;
+        check(
+            self.window_size >= unit && self.window_size.is_multiple_of(unit),
+            key("window_size"),
+            format!(
+                "{} must be a positive multiple of spatial_merge_size × patch_size = {unit}",
+                self.window_size
+            ),
+        )?;
+        check(
+            self.out_hidden_size == text_hidden,
+            key("out_hidden_size"),
+            format!(
+                "{} differs from the text hidden_size {text_hidden}",
+                self.out_hidden_size
+            ),
+        )
+    }
+}
+
 impl Qwen2_5VlConfig {
-    /// Reads `config.json` as it comes from the hub.
+    /// Reads `config.json` as it comes from the hub; a value grit cannot run with is an error
+    /// naming the file and the key.
     pub fn from_hf_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let json: Value = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: path.into(),
-            source,
-        })?;
-        Self::from_hf_json(&json).map_err(|message| Error::Config {
-            path: path.into(),
-            message,
-        })
+        Self::from_hf_json(&read_json(path)?).map_err(|e| e.in_file(path))
     }
 
-    pub fn from_hf_json(root: &Value) -> std::result::Result<Self, String> {
-        let text = root.get("text_config").unwrap_or(root);
-        let vision = root.get("vision_config").ok_or("missing `vision_config`")?;
-        let rope = text
-            .get("rope_parameters")
-            .or_else(|| text.get("rope_scaling"))
-            .or_else(|| root.get("rope_scaling"));
-        let mrope: Vec<usize> = rope
-            .and_then(|r| r.get("mrope_section"))
-            .ok_or("missing `mrope_section` (in `rope_parameters` or `rope_scaling`)")
-            .and_then(|v| serde_json::from_value(v.clone()).map_err(|_| "bad `mrope_section`"))?;
-        let mrope_section: [usize; 3] = mrope.try_into().map_err(|v: Vec<usize>| {
-            format!("`mrope_section` has {} entries, expected 3", v.len())
-        })?;
-        let rope_theta = rope
-            .and_then(|r| r.get("rope_theta"))
-            .or_else(|| text.get("rope_theta"))
-            .or_else(|| root.get("rope_theta"))
-            .and_then(Value::as_f64)
-            .unwrap_or(1_000_000.0);
-
-        let heads = usize_field(text, "num_attention_heads")?;
-        let text_config = TextConfig {
-            vocab_size: usize_field(text, "vocab_size")?,
-            hidden_size: usize_field(text, "hidden_size")?,
-            intermediate_size: usize_field(text, "intermediate_size")?,
-            num_hidden_layers: usize_field(text, "num_hidden_layers")?,
-            num_attention_heads: heads,
-            num_key_value_heads: opt_usize(text, "num_key_value_heads")?.unwrap_or(heads),
-            rms_norm_eps: text
-                .get("rms_norm_eps")
-                .and_then(Value::as_f64)
-                .unwrap_or(1e-6),
-            rope_theta,
-            mrope_section,
+    pub fn from_hf_json(root: &Value) -> std::result::Result<Self, ConfigError> {
+        let outer: HfConfig = parse(root, "")?;
+        // 5.x nests the decoder under `text_config`; 4.x keeps it at the top level, where
+        // `rope_scaling` and `rope_theta` may also sit beside a nested one.
+        let (text_value, at) = match root.get("text_config") {
+            Some(text) => (text, "text_config."),
+            None => (root, ""),
         };
-        let half = text_config.head_dim() / 2;
-        if mrope_section.iter().sum::<usize>() != half {
-            return Err(format!(
-                "`mrope_section` {mrope_section:?} must sum to head_dim/2 = {half}"
-            ));
+        let mut text: HfTextConfig = parse(text_value, at)?;
+        let top: HfTextRope = parse(root, "")?;
+        if text.rope().is_none() {
+            text.rope_scaling = top.rope_scaling;
         }
-        check_act(text, "hidden_act", "silu")?;
-        check_act(vision, "hidden_act", "silu")?;
+        text.rope_theta = text.rope_theta.or(top.rope_theta);
+        let text_config = text.to_config(at, true)?;
 
+        let v: HfVisionConfig = parse(&outer.vision_config, "vision_config.")?;
+        check_act(v.hidden_act.as_deref(), "vision_config.hidden_act", "silu")?;
         let vision_config = VisionConfig {
-            depth: usize_field(vision, "depth")?,
-            hidden_size: usize_field(vision, "hidden_size")?,
-            num_heads: usize_field(vision, "num_heads")?,
-            intermediate_size: usize_field(vision, "intermediate_size")?,
-            out_hidden_size: usize_field(vision, "out_hidden_size")?,
-            patch_size: opt_usize(vision, "patch_size")?.unwrap_or(14),
-            temporal_patch_size: opt_usize(vision, "temporal_patch_size")?.unwrap_or(2),
-            in_channels: opt_usize(vision, "in_channels")?
-                .or(opt_usize(vision, "in_chans")?)
-                .unwrap_or(3),
-            spatial_merge_size: opt_usize(vision, "spatial_merge_size")?.unwrap_or(2),
-            window_size: opt_usize(vision, "window_size")?.unwrap_or(112),
-            fullatt_block_indexes: vision
-                .get("fullatt_block_indexes")
-                .map(|v| serde_json::from_value(v.clone()))
-                .transpose()
-                .map_err(|_| "bad `vision_config.fullatt_block_indexes`")?
-                .unwrap_or_default(),
+            depth: v.depth,
+            hidden_size: v.hidden_size,
+            num_heads: v.num_heads,
+            intermediate_size: v.intermediate_size,
+            out_hidden_size: v.out_hidden_size,
+            patch_size: v.patch_size.unwrap_or(14),
+            temporal_patch_size: v.temporal_patch_size.unwrap_or(2),
+            in_channels: v.in_channels.or(v.in_chans).unwrap_or(3),
+            spatial_merge_size: v.spatial_merge_size.unwrap_or(2),
+            window_size: v.window_size.unwrap_or(112),
+            fullatt_block_indexes: v
+                .fullatt_block_indexes
+                .unwrap_or(DEFAULT_FULLATT_BLOCK_INDEXES.to_vec()),
         };
-        if vision_config.out_hidden_size != text_config.hidden_size {
-            return Err(format!(
-                "vision out_hidden_size {} differs from the text hidden_size {}",
-                vision_config.out_hidden_size, text_config.hidden_size
-            ));
-        }
-        let tied = |v: &Value| v.get("tie_word_embeddings").and_then(Value::as_bool);
-        let token = |name: &str, default: u32| -> std::result::Result<u32, String> {
-            Ok(opt_usize(root, name)?.map_or(default, |v| v as u32))
-        };
-        Ok(Self {
+        let config = Self {
             text: text_config,
             vision: vision_config,
-            image_token_id: token("image_token_id", 151655)?,
-            video_token_id: token("video_token_id", 151656)?,
-            vision_start_token_id: token("vision_start_token_id", 151652)?,
-            vision_end_token_id: token("vision_end_token_id", 151653)?,
-            tie_word_embeddings: tied(root).unwrap_or(false) || tied(text).unwrap_or(false),
-        })
+            image_token_id: outer.image_token_id.unwrap_or(151655),
+            video_token_id: outer.video_token_id.unwrap_or(151656),
+            vision_start_token_id: outer.vision_start_token_id.unwrap_or(151652),
+            vision_end_token_id: outer.vision_end_token_id.unwrap_or(151653),
+            tie_word_embeddings: outer.tie_word_embeddings.unwrap_or(false)
+                || text.tie_word_embeddings.unwrap_or(false),
+        };
+        config.validate_at(at)?;
+        Ok(config)
     }
+
+    /// The checks the whole model needs before any tensor is built.
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        self.validate_at("text_config.")
+    }
+
+    /// [`Self::validate`], naming decoder keys under `at` (4.x configs keep them at the top).
+    fn validate_at(&self, at: &str) -> std::result::Result<(), ConfigError> {
+        self.text.validate(at)?;
+        check(
+            self.text.mrope_section.is_some(),
+            format!("{at}rope_parameters.mrope_section"),
+            "Qwen2.5-VL needs multimodal rotary sections",
+        )?;
+        self.vision.validate(self.text.hidden_size)?;
+        let vocab = self.text.vocab_size;
+        for (name, id) in [
+            ("image_token_id", self.image_token_id),
+            ("vision_start_token_id", self.vision_start_token_id),
+            ("vision_end_token_id", self.vision_end_token_id),
+        ] {
+            check(
+                (id as usize) < vocab,
+                name,
+                format!("{id} lies outside the vocabulary of {vocab}"),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Rotary settings 4.x configs keep at the top level beside a nested `text_config`.
+#[derive(Debug, Deserialize)]
+struct HfTextRope {
+    rope_scaling: Option<crate::qwen2::config::HfRope>,
+    rope_theta: Option<f64>,
 }
 
 impl Qwen2_5VlConfig {
@@ -189,7 +251,7 @@ impl Qwen2_5VlConfig {
     /// and one full-attention block) over Qwen2.5's real 151,936-entry vocabulary and special
     /// ids, so that it runs with the real tokenizer in tests and demos.
     pub fn tiny() -> Self {
-        let text = TextConfig::new(151_936, 64, 128, 2, 4, 2, [2, 3, 3]);
+        let text = TextConfig::new(151_936, 64, 128, 2, 4, 2).with_mrope_section(Some([2, 3, 3]));
         let vision = VisionConfig::new(2, 32, 2, 64, 64, vec![1]);
         Self::new(text, vision).with_tie_word_embeddings(true)
     }
@@ -200,7 +262,6 @@ impl Qwen2_5VlConfig {
         serde_json::json!({
             "architectures": ["Qwen2_5_VLForConditionalGeneration"],
             "model_type": "qwen2_5_vl",
-            "dtype": "bfloat16",
             "image_token_id": self.image_token_id,
             "video_token_id": self.video_token_id,
             "vision_start_token_id": self.vision_start_token_id,
@@ -222,7 +283,7 @@ impl Qwen2_5VlConfig {
                 "rope_parameters": {
                     "rope_type": "default",
                     "rope_theta": t.rope_theta,
-                    "mrope_section": t.mrope_section,
+                    "mrope_section": t.mrope_section.unwrap_or_default(),
                 },
             },
             "vision_config": {
@@ -241,30 +302,6 @@ impl Qwen2_5VlConfig {
                 "hidden_act": "silu",
             },
         })
-    }
-}
-
-pub(crate) fn opt_usize(v: &Value, name: &str) -> std::result::Result<Option<usize>, String> {
-    match v.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(x) => x
-            .as_u64()
-            .map(|n| Some(n as usize))
-            .ok_or_else(|| format!("`{name}` must be a non-negative integer, got {x}")),
-    }
-}
-
-pub(crate) fn usize_field(v: &Value, name: &str) -> std::result::Result<usize, String> {
-    opt_usize(v, name)?.ok_or_else(|| format!("missing `{name}`"))
-}
-
-pub(crate) fn check_act(v: &Value, name: &str, expected: &str) -> std::result::Result<(), String> {
-    match v.get(name).and_then(Value::as_str) {
-        None => Ok(()),
-        Some(act) if act == expected => Ok(()),
-        Some(act) => Err(format!(
-            "`{name}` = {act:?} is not supported (expected {expected:?})"
-        )),
     }
 }
 

@@ -1,9 +1,8 @@
-//! Qwen2.5-VL: the vision tower, the Qwen2 decoder with M-RoPE, and the LM head, loaded from an
-//! unmodified HF checkpoint directory.
+//! Qwen2.5-VL: the vision tower and its patch merger over the shared Qwen2 decoder with
+//! multimodal rotary positions (M-RoPE), loaded from an unmodified HF checkpoint directory.
 
 pub mod config;
 pub mod positions;
-pub mod text;
 pub mod vision;
 
 use std::path::Path;
@@ -11,18 +10,17 @@ use std::path::Path;
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
-pub use config::{Qwen2_5VlConfig, TextConfig, VisionConfig};
-pub use positions::{Positions, rope_index};
+pub use config::{Qwen2_5VlConfig, VisionConfig};
+pub use positions::rope_index;
 
+use crate::composition::{self, Positions, TextSide, VisionLanguage};
 use crate::error::{Error, Result};
-use crate::generate::Decoder;
-use crate::kv_cache::KvCache;
-use crate::nn::{check_targets, linear, scatter_rows, target_logprobs};
+use crate::nn::linear;
+use crate::qwen2::TextModel;
+
 use crate::weights::{Checkpoint, StoreDtype, save_dir};
-pub use text::DecodeState;
-use text::TextModel;
 use vision::VisionTransformer;
 
 /// One image as the processor delivers it.
@@ -35,11 +33,7 @@ pub struct ImageInput {
 }
 
 /// Token ids with `<|image_pad|>` already expanded, and the images those tokens stand for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prompt {
-    pub ids: Vec<u32>,
-    pub images: Vec<ImageInput>,
-}
+pub type Prompt = composition::Prompt<ImageInput>;
 
 /// The module tree, with the field names of the HF checkpoint keys (transformers 5.x layout).
 #[derive(Module, Debug)]
@@ -117,18 +111,6 @@ fn checkpoint_key(path: &str) -> String {
     }
 }
 
-/// A prompt batch left-padded to a common length.
-struct Padded {
-    batch: usize,
-    len: usize,
-    /// `[batch · len]`
-    ids: Vec<u32>,
-    valid: Vec<bool>,
-    /// `[3][batch][len]`; padding positions are 0.
-    positions: [Vec<Vec<i64>>; 3],
-    next_position: Vec<i64>,
-}
-
 impl<B: Backend> Qwen2_5Vl<B> {
     /// Loads `config.json` and the safetensors weights of an HF checkpoint directory.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
@@ -156,23 +138,32 @@ impl<B: Backend> Qwen2_5Vl<B> {
             dtype,
         )
     }
+}
 
-    pub fn device(&self) -> B::Device {
-        self.module.model.language_model.device()
+impl<B: Backend> VisionLanguage for Qwen2_5Vl<B> {
+    type B = B;
+    type Image = ImageInput;
+
+    fn text_side(&self) -> TextSide<'_, B> {
+        TextSide {
+            config: &self.config.text,
+            model: &self.module.model.language_model,
+            lm_head: self.module.lm_head.as_ref(),
+            image_token_id: self.config.image_token_id,
+        }
     }
 
-    /// Merged image features, one row per `<|image_pad|>` token, images in order.
-    ///
-    /// # Shapes
-    /// - output: `[Σ t·h·w / merge², hidden]`
-    pub fn image_features(&self, images: &[&ImageInput]) -> Result<Tensor<B, 2>> {
+    /// The vision tower and merger: one row per `<|image_pad|>` token.
+    fn image_features(&self, images: &[&ImageInput]) -> Result<Tensor<B, 2>> {
         let patch_dim = self.config.vision.patch_dim();
+        let merge = self.config.vision.spatial_merge_size;
         let mut pixels = Vec::new();
         let mut grids = Vec::with_capacity(images.len());
         for image in images {
             let [t, h, w] = image.grid;
-            let merge = self.config.vision.spatial_merge_size;
-            if image.pixel_values.len() != t * h * w * patch_dim || h % merge != 0 || w % merge != 0
+            if image.pixel_values.len() != t * h * w * patch_dim
+                || !h.is_multiple_of(merge)
+                || !w.is_multiple_of(merge)
             {
                 return Err(Error::Input(format!(
                     "image grid {:?} needs {}×{patch_dim} pixel values with h, w multiples of {merge}, got {}",
@@ -189,166 +180,14 @@ impl<B: Backend> Qwen2_5Vl<B> {
         Ok(self.module.model.visual.forward(pixels, &grids))
     }
 
-    /// M-RoPE position ids of one prompt.
-    pub fn positions(&self, prompt: &Prompt) -> Result<Positions> {
+    /// M-RoPE position ids (`get_rope_index` in transformers).
+    fn positions(&self, prompt: &Prompt) -> Result<Positions> {
         let grids: Vec<[usize; 3]> = prompt.images.iter().map(|i| i.grid).collect();
         rope_index(
             &prompt.ids,
             self.config.image_token_id,
             &grids,
             self.config.vision.spatial_merge_size,
-        )
-    }
-
-    fn pad(&self, prompts: &[Prompt]) -> Result<Padded> {
-        let batch = prompts.len();
-        let len = prompts.iter().map(|p| p.ids.len()).max().unwrap_or(0);
-        if len == 0 {
-            return Err(Error::Input("empty prompt".into()));
-        }
-        let mut padded = Padded {
-            batch,
-            len,
-            ids: Vec::with_capacity(batch * len),
-            valid: Vec::with_capacity(batch * len),
-            positions: Default::default(),
-            next_position: Vec::with_capacity(batch),
-        };
-        for prompt in prompts {
-            let pad = len - prompt.ids.len();
-            let positions = self.positions(prompt)?;
-            // Padding uses token 0: it is masked out, only its embedding row is read.
-            padded
-                .ids
-                .extend(std::iter::repeat_n(0, pad).chain(prompt.ids.iter().copied()));
-            padded.valid.extend(
-                std::iter::repeat_n(false, pad).chain(std::iter::repeat_n(true, prompt.ids.len())),
-            );
-            for (row, ids) in padded.positions.iter_mut().zip(&positions.rows) {
-                row.push(
-                    std::iter::repeat_n(0, pad)
-                        .chain(ids.iter().copied())
-                        .collect(),
-                );
-            }
-            padded.next_position.push(positions.next());
-        }
-        Ok(padded)
-    }
-
-    /// Token embeddings with the image features written over the `<|image_pad|>` positions.
-    fn embed(&self, prompts: &[Prompt], padded: &Padded) -> Result<Tensor<B, 3>> {
-        let text = &self.module.model.language_model;
-        let ids: Vec<i64> = padded.ids.iter().map(|&t| t as i64).collect();
-        let ids = Tensor::<B, 2, Int>::from_data(
-            TensorData::new(ids, [padded.batch, padded.len]),
-            &self.device(),
-        );
-        let embeds = text.embed(ids);
-        let images: Vec<&ImageInput> = prompts.iter().flat_map(|p| &p.images).collect();
-        if images.is_empty() {
-            return Ok(embeds);
-        }
-        let features = self.image_features(&images)?;
-        let slots: Vec<bool> = padded
-            .valid
-            .iter()
-            .zip(&padded.ids)
-            .map(|(&valid, &id)| valid && id == self.config.image_token_id)
-            .collect();
-        scatter_rows(embeds, features, &slots)
-    }
-
-    /// # Shapes
-    /// - hidden: `[batch, seq, hidden]` → `[batch, seq, vocab]`
-    pub fn lm_head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.module
-            .model
-            .language_model
-            .logits(self.module.lm_head.as_ref(), hidden)
-    }
-
-    /// Runs the prompts and returns the final-norm hidden states, with a cache holding them when
-    /// `cache_room` (positions to leave free for decoding) is given.
-    fn run_prompts(
-        &self,
-        prompts: &[Prompt],
-        cache_room: Option<usize>,
-    ) -> Result<(Tensor<B, 3>, Padded, Option<KvCache<B>>)> {
-        let padded = self.pad(prompts)?;
-        let embeds = self.embed(prompts, &padded)?;
-        let rope = self.config.text.rope(&padded.positions, &self.device());
-        let (hidden, cache) = self.module.model.language_model.run_padded(
-            &self.config.text,
-            embeds,
-            &rope,
-            &padded.valid,
-            cache_room,
-        );
-        Ok((hidden, padded, cache))
-    }
-
-    /// Logits at every position of the (left-padded) prompts.
-    ///
-    /// # Shapes
-    /// - output: `[batch, max_len, vocab]`
-    pub fn forward(&self, prompts: &[Prompt]) -> Result<Tensor<B, 3>> {
-        let (hidden, _, _) = self.run_prompts(prompts, None)?;
-        Ok(self.lm_head(hidden))
-    }
-
-    /// Log-probability (temperature 1) of the last `targets[b]` tokens of each sequence given
-    /// everything before them: what a policy-gradient loss needs. The LM head runs on `chunk`
-    /// positions at a time and only on the target positions, so `[batch, seq, vocab]` logits
-    /// never exist at once (the real vocabulary has 151,936 entries).
-    ///
-    /// Sequences are left-padded, so targets are right-aligned: row `b`'s values are its last
-    /// `targets[b]` columns; the columns before them are padding (finite, to be masked).
-    ///
-    /// # Shapes
-    /// - output: `[batch, max(targets)]`
-    pub fn target_logprobs(
-        &self,
-        sequences: &[Prompt],
-        targets: &[usize],
-        chunk: usize,
-    ) -> Result<Tensor<B, 2>> {
-        let lens: Vec<usize> = sequences.iter().map(|s| s.ids.len()).collect();
-        let width = check_targets(&lens, targets)?;
-        let (hidden, padded, _) = self.run_prompts(sequences, None)?;
-        Ok(target_logprobs(hidden, &padded.ids, width, chunk, |h| {
-            self.lm_head(h)
-        }))
-    }
-}
-
-impl<B: Backend> Decoder<B> for Qwen2_5Vl<B> {
-    type Prompt = Prompt;
-    type State = DecodeState<B>;
-
-    fn prefill(
-        &self,
-        prompts: &[Prompt],
-        max_new_tokens: usize,
-    ) -> Result<(Tensor<B, 2>, DecodeState<B>)> {
-        let (hidden, padded, cache) = self.run_prompts(prompts, Some(max_new_tokens))?;
-        let cache = cache.expect("a cache was asked for");
-        Ok(self.module.model.language_model.after_prefill(
-            self.module.lm_head.as_ref(),
-            hidden,
-            cache,
-            &padded.valid,
-            padded.next_position,
-        ))
-    }
-
-    fn step(&self, tokens: &[u32], state: &mut DecodeState<B>) -> Tensor<B, 2> {
-        let text = &self.module.model.language_model;
-        text.step_logits(
-            &self.config.text,
-            self.module.lm_head.as_ref(),
-            tokens,
-            state,
         )
     }
 }

@@ -5,22 +5,8 @@
 //! `start + max(h, w) / merge` — an image advances positions by its side, not by its token
 //! count.
 
+use crate::composition::Positions;
 use crate::error::{Error, Result};
-
-/// Position ids of one unpadded sequence: `[3][seq]`, and the offset between the next position
-/// and the sequence length (`rope_deltas`), which decoding adds to the cache length.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Positions {
-    pub rows: [Vec<i64>; 3],
-    pub delta: i64,
-}
-
-impl Positions {
-    /// The position of the token after the sequence (the first decoded one).
-    pub fn next(&self) -> i64 {
-        self.rows[0].len() as i64 + self.delta
-    }
-}
 
 /// # Arguments
 /// - `grids`: `[t, h, w]` in patches of each image, in the order they appear in `ids`.
@@ -30,7 +16,7 @@ pub fn rope_index(
     grids: &[[usize; 3]],
     merge: usize,
 ) -> Result<Positions> {
-    let mut rows: [Vec<i64>; 3] = Default::default();
+    let mut rows: Vec<Vec<i64>> = (0..3).map(|_| Vec::with_capacity(ids.len())).collect();
     let mut images = grids.iter();
     let mut current = 0i64;
     let mut i = 0;
@@ -79,9 +65,14 @@ pub fn rope_index(
             grids.len()
         )));
     }
-    let max = rows.iter().flatten().copied().max().unwrap_or(-1);
-    let delta = max + 1 - ids.len() as i64;
-    Ok(Positions { rows, delta })
+    // Decoding continues after the largest position, not after the token count.
+    let next = rows
+        .iter()
+        .flatten()
+        .copied()
+        .max()
+        .map_or(0, |max| max + 1);
+    Ok(Positions { rows, next })
 }
 
 #[cfg(test)]
@@ -96,8 +87,7 @@ mod tests {
         assert_eq!(p.rows[0], vec![0, 1, 2, 2, 2, 2, 2, 2, 5]);
         assert_eq!(p.rows[1], vec![0, 1, 2, 2, 2, 3, 3, 3, 5]);
         assert_eq!(p.rows[2], vec![0, 1, 2, 3, 4, 2, 3, 4, 5]);
-        assert_eq!(p.delta, 6 - 9);
-        assert_eq!(p.next(), 6);
+        assert_eq!(p.next, 6);
     }
 
     #[test]

@@ -13,10 +13,10 @@ use grit_data::rewards::{Mode, RewardConfig};
 use grit_judge::{JudgeConfig, OpenAiJudgeConfig};
 use grit_model::Vlm;
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
+use grit_model::processor::{Processor, ProcessorOptions};
+use grit_run::RunDir;
 use grit_train::data::{prepare, sources};
 use grit_train::evaluate::{EvalSettings, evaluate, markdown_table};
-use grit_train::processor::{Processor, ProcessorOptions};
-use grit_train::rundir::RunDir;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -37,8 +37,11 @@ struct Args {
     /// Image folders: one per data file, or one for all.
     #[arg(long, value_delimiter = ',')]
     images: Vec<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Style::Grit)]
-    prompt: Style,
+    /// The instruction after the question: grit (think, rethink, answer), direct (the bare
+    /// question, zero-shot baseline) or sft (list the boxes, then answer).
+    #[arg(long, default_value_t = PromptStyle::Grit)]
+    prompt: PromptStyle,
+    /// rule (offline: exact match, numbers, yes/no) or openai (an OpenAI-compatible API).
     #[arg(long, value_enum, default_value_t = JudgeKind::Rule)]
     judge: JudgeKind,
     /// For `--judge openai`: `[judge]` settings as TOML (base_url, model, api_key_env, cache…).
@@ -46,11 +49,12 @@ struct Args {
     judge_config: Option<PathBuf>,
     /// compat: the official judge question text and score parsing (and InternVL3 prompts
     /// without the assistant header); fixed: the repaired ones.
-    #[arg(long, value_enum, default_value_t = ModeArg::Fixed)]
-    mode: ModeArg,
-    /// Qwen2.5-VL: the processed image's pixel bounds (default: the checkpoint's).
+    #[arg(long, default_value_t = Mode::Fixed)]
+    mode: Mode,
+    /// Qwen2.5-VL: the processed image's fewest pixels (default: the checkpoint's).
     #[arg(long)]
     min_pixels: Option<usize>,
+    /// Qwen2.5-VL: the processed image's most pixels (default: the checkpoint's).
     #[arg(long)]
     max_pixels: Option<usize>,
     /// InternVL3: the most 448-px tiles per image (default: GRIT's 2).
@@ -59,10 +63,13 @@ struct Args {
     /// Evaluate only the first N items of the files.
     #[arg(long)]
     limit: Option<usize>,
+    /// Items generated together.
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    /// The longest completion, in tokens.
     #[arg(long, default_value_t = 1000)]
     max_new_tokens: usize,
+    /// Where tensors live: cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
     /// The evaluation's name (default: the data files' stems and the prompt style).
@@ -71,6 +78,7 @@ struct Args {
     /// Where to write (default: RUN/eval/NAME for a run, else MODEL/eval/NAME).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Skip malformed data lines (with a warning) instead of stopping.
     #[arg(long)]
     skip_bad_lines: bool,
     /// Print two evaluations (their directories or summary.json files) side by side.
@@ -79,22 +87,9 @@ struct Args {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Style {
-    Grit,
-    Direct,
-    Sft,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
 enum JudgeKind {
     Rule,
     Openai,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ModeArg {
-    Compat,
-    Fixed,
 }
 
 fn main() {
@@ -113,11 +108,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let given = args.model.clone().expect("clap requires --model");
     let (model, run) = resolve_model(&given)?;
-    let style = match args.prompt {
-        Style::Grit => PromptStyle::Grit,
-        Style::Direct => PromptStyle::Direct,
-        Style::Sft => PromptStyle::Sft,
-    };
+    let style = args.prompt;
     let name = args
         .name
         .clone()
@@ -127,10 +118,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(run)) => run.eval(&name),
         (None, None) => model.join("eval").join(&name),
     };
-    let mode = match args.mode {
-        ModeArg::Compat => Mode::Compat,
-        ModeArg::Fixed => Mode::Fixed,
-    };
+    let mode = args.mode;
     let processor = Processor::from_dir(
         &model,
         &ProcessorOptions {
@@ -173,6 +161,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             rewards: &rewards,
             settings: EvalSettings {
                 max_new_tokens: args.max_new_tokens,
+                style,
                 batch: args.batch,
                 grounding: Default::default(),
                 paths_relative_to: None,
@@ -257,11 +246,7 @@ fn default_name(data: &[PathBuf], style: PromptStyle) -> String {
         .filter_map(|p| p.file_stem())
         .map(|s| s.to_string_lossy().into_owned())
         .collect();
-    format!(
-        "{}-{}",
-        stems.join("+"),
-        format!("{style:?}").to_lowercase()
-    )
+    format!("{}-{style}", stems.join("+"))
 }
 
 fn read_summary(path: &Path) -> anyhow::Result<MetricsSummary> {
@@ -320,4 +305,15 @@ fn comparison(a: &MetricsSummary, b: &MetricsSummary, name_a: &Path, name_b: &Pa
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_of_grit_eval_has_help() {
+        let missing = grit_cli::undocumented_args(&super::Args::command());
+        assert!(missing.is_empty(), "{missing:?}");
+    }
 }

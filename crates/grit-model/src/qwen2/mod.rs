@@ -1,16 +1,19 @@
-//! The Qwen2 text decoder with multimodal rotary positions (M-RoPE).
+//! The Qwen2 text decoder, shared by both families: Qwen2.5-VL runs it with multimodal rotary
+//! positions (M-RoPE, three position rows), InternVL3 with plain 1-D RoPE.
+
+pub mod config;
 
 use burn::module::{Initializer, Module};
 use burn::nn::{Embedding, EmbeddingConfig, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::config::TextConfig;
 use crate::kv_cache::{KvCache, LayerCache};
 use crate::nn::{
     AttentionMask, RmsNorm, RmsNormConfig, Rotary, SwiGluMlp, grouped_attention, linear,
     padding_mask, step_mask,
 };
+pub use config::TextConfig;
 
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
@@ -108,31 +111,29 @@ impl TextConfig {
         }
     }
 
-    /// Rotary tables for M-RoPE positions: the half-dimension is split into
-    /// `mrope_section` = [temporal, height, width] bands, each rotated by its own position row.
+    /// Rotary tables for the positions of one call. With M-RoPE the half-dimension is split
+    /// into `mrope_section` = [temporal, height, width] bands, each rotated by its own position
+    /// row; plain RoPE has one row.
     ///
     /// # Shapes
-    /// - positions: `[3][batch][seq]`
-    pub fn rope<B: Backend>(&self, positions: &[Vec<Vec<i64>>; 3], device: &B::Device) -> Rope<B> {
+    /// - positions: `[rows][batch][seq]`, rows = [`Self::position_rows`]
+    pub fn rope<B: Backend>(&self, positions: &[Vec<Vec<i64>>], device: &B::Device) -> Rope<B> {
         let head_dim = self.head_dim();
         let half = head_dim / 2;
         let inv_freq: Vec<f32> = (0..half)
             .map(|i| 1.0 / (self.rope_theta as f32).powf((2 * i) as f32 / head_dim as f32))
             .collect();
-        let band: Vec<usize> = (0..3)
-            .flat_map(|row| std::iter::repeat_n(row, self.mrope_section[row]))
-            .collect();
+        let band: Vec<usize> = match self.mrope_section {
+            Some(section) => (0..3)
+                .flat_map(|row| std::iter::repeat_n(row, section[row]))
+                .collect(),
+            None => vec![0; half],
+        };
         let batch = positions[0].len();
         let seq = positions[0].first().map_or(0, Vec::len);
         let mut angles = Vec::with_capacity(batch * seq * half);
-        for (t, (h, w)) in positions[0]
-            .iter()
-            .zip(positions[1].iter().zip(&positions[2]))
-        {
-            for s in 0..seq {
-                let rows = [t[s], h[s], w[s]];
-                angles.extend((0..half).map(|j| rows[band[j]] as f32 * inv_freq[j]));
-            }
+        for (b, s) in (0..batch).flat_map(|b| (0..seq).map(move |s| (b, s))) {
+            angles.extend((0..half).map(|j| positions[band[j]][b][s] as f32 * inv_freq[j]));
         }
         Rope {
             q: Rotary::new(&angles, batch, seq, self.num_attention_heads, device),
@@ -237,8 +238,8 @@ impl<B: Backend> TextModel<B> {
         (hidden, cache)
     }
 
-    /// Appends one token per row at its next position (1-D, i.e. three equal M-RoPE rows) and
-    /// returns its final-norm hidden state.
+    /// Appends one token per row at its next position (text only, so every position row is
+    /// the same) and returns its final-norm hidden state.
     ///
     /// # Shapes
     /// - output: `[batch, 1, hidden]`
@@ -252,7 +253,7 @@ impl<B: Backend> TextModel<B> {
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [tokens.len(), 1]), &device);
         let column: Vec<Vec<i64>> = state.next_position.iter().map(|&p| vec![p]).collect();
-        let rope = config.rope(&[column.clone(), column.clone(), column], &device);
+        let rope = config.rope(&vec![column; config.position_rows()], &device);
         let total = state.cache.len() + 1;
         let mask = step_mask(state.prompt_valid.as_deref(), total, &device);
         let hidden = self.forward(self.embed(ids), &rope, mask, Some(&mut state.cache));

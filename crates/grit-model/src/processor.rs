@@ -1,19 +1,23 @@
 //! From an image and a question to the prompt a model family takes, and back from its boxes to
 //! the image: Qwen2.5-VL's resized patches with the checkpoint's chat template (boxes in
 //! processed pixels), or InternVL3's 448-px tiles with the `internvl2_5` template (boxes in
-//! 0–1000).
+//! 0–1000). Kept beside the models, as transformers keeps processing next to modeling, so that
+//! inference needs nothing of the trainer.
 
 use std::path::Path;
 
-use anyhow::Context;
 use grit_data::completion::{BoxFrame, ImageSize};
+use grit_data::hub::{INTERNVL_TOKEN_NAMES, ImageProcessor};
 use grit_data::preprocess::internvl::{TileConfig, preprocess_tiles};
 use grit_data::preprocess::{PreprocessConfig, RgbImage, preprocess};
 use grit_data::prompt::internvl::{IMG_CONTEXT, IMG_END, IMG_START, expand_internvl_images};
 use grit_data::prompt::{ChatTemplate, ChatTokenizer, PromptStyle, user_message};
 use grit_data::rewards::Mode;
-use grit_model::internvl3::{self, InternVl3Config};
-use grit_model::{Family, Prompt, qwen2_5_vl};
+
+use crate::error::{Error, Result};
+use crate::generate::{GenerationConfig, Sampling};
+use crate::internvl3::{self, InternVl3Config};
+use crate::{Family, Prompt, composition};
 
 /// Settings a run may override; `None` keeps the checkpoint's (or GRIT's) value.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -59,7 +63,7 @@ enum Kind {
 
 impl Processor {
     /// The processor of the checkpoint in `dir`, for the family its `config.json` names.
-    pub fn from_dir(dir: &Path, options: &ProcessorOptions) -> anyhow::Result<Self> {
+    pub fn from_dir(dir: &Path, options: &ProcessorOptions) -> Result<Self> {
         let family = Family::detect(dir)?;
         let tokenizer = ChatTokenizer::from_dir(dir)?;
         let kind = match family {
@@ -74,12 +78,16 @@ impl Processor {
                 Kind::Qwen2_5Vl(config)
             }
             Family::InternVl3 => {
-                let config = InternVl3Config::from_hf_file(&dir.join("config.json"))?;
+                let (config, _) = InternVl3Config::from_dir(dir)?;
                 let tokenizer_file = dir.join("tokenizer.json");
                 let id = |token: &str| {
-                    tokenizer.tokenizer().token_to_id(token).with_context(|| {
-                        format!("{}: no `{token}` token", tokenizer_file.display())
-                    })
+                    tokenizer
+                        .tokenizer()
+                        .token_to_id(token)
+                        .ok_or_else(|| Error::Config {
+                            path: tokenizer_file.clone(),
+                            message: format!("no `{token}` token"),
+                        })
                 };
                 let image_tokens = [id(IMG_START)?, id(IMG_CONTEXT)?, id(IMG_END)?];
                 let mut tiles = TileConfig {
@@ -109,12 +117,7 @@ impl Processor {
     }
 
     /// One image and a question as the family's prompt.
-    pub fn encode(
-        &self,
-        image: &RgbImage,
-        question: &str,
-        style: PromptStyle,
-    ) -> anyhow::Result<Encoded> {
+    pub fn encode(&self, image: &RgbImage, question: &str, style: PromptStyle) -> Result<Encoded> {
         let original = ImageSize {
             width: image.width(),
             height: image.height(),
@@ -131,9 +134,9 @@ impl Processor {
                     height: processed.processed_size.1 as u32,
                 };
                 Encoded {
-                    prompt: Prompt::Qwen2_5Vl(qwen2_5_vl::Prompt {
+                    prompt: Prompt::Qwen2_5Vl(composition::Prompt {
                         ids: encoded.input_ids,
-                        images: vec![qwen2_5_vl::ImageInput {
+                        images: vec![crate::qwen2_5_vl::ImageInput {
                             pixel_values: processed.pixel_values,
                             grid: processed.grid_thw,
                         }],
@@ -156,7 +159,7 @@ impl Processor {
                 let text = expand_internvl_images(&text, &[tiled.num_image_tokens])?;
                 let (cols, rows) = tiled.grid;
                 Encoded {
-                    prompt: Prompt::InternVl3(internvl3::Prompt {
+                    prompt: Prompt::InternVl3(composition::Prompt {
                         ids: self.tokenizer.encode(&text)?,
                         images: vec![internvl3::ImageInput {
                             pixel_values: tiled.pixel_values,
@@ -182,5 +185,87 @@ impl Processor {
             ids.extend(image_tokens);
         }
         ids
+    }
+
+    /// How completions to prompts of `style` are generated: they end at the checkpoint's end
+    /// tokens, or after `</answer>` when the style asks for an answer tag, and never contain an
+    /// image token.
+    pub fn generation(
+        &self,
+        max_new_tokens: usize,
+        sampling: Sampling,
+        style: PromptStyle,
+    ) -> GenerationConfig {
+        GenerationConfig {
+            max_new_tokens,
+            sampling,
+            eos_token_ids: self.tokenizer.eos_token_ids().to_vec(),
+            stop_strings: style.stop_strings(),
+            suppress_tokens: self.suppress_tokens(),
+        }
+    }
+
+    /// How images are processed, as the checkpoint files state it.
+    pub fn image_processor(&self) -> ImageProcessor<'_> {
+        match &self.kind {
+            Kind::Qwen2_5Vl(config) => ImageProcessor::Qwen2_5Vl(config),
+            Kind::InternVl3 { tiles, .. } => ImageProcessor::InternVl3(tiles),
+        }
+    }
+
+    /// Completes a checkpoint directory (weights written, the source's tokenizer files copied)
+    /// with what transformers' `AutoProcessor` needs to rebuild this processor: the image
+    /// settings it ran with (so evaluating the checkpoint preprocesses as training did), a
+    /// `chat_template.jinja` when the source kept its template only in `tokenizer_config.json`,
+    /// the end ids when it had no `generation_config.json`, and InternVL3's image token names
+    /// in `tokenizer_config.json`.
+    pub fn write_files(&self, dir: &Path) -> Result<()> {
+        let processor = self.image_processor();
+        let io = |path: &Path, error| Error::Io {
+            path: path.to_owned(),
+            error,
+        };
+        processor.write_settings(dir)?;
+        let jinja = dir.join("chat_template.jinja");
+        if !jinja.is_file() && !dir.join("chat_template.json").is_file() {
+            let source = match processor {
+                ImageProcessor::Qwen2_5Vl(_) => self.tokenizer.template().source(),
+                ImageProcessor::InternVl3(_) => processor.chat_template(),
+            };
+            std::fs::write(&jinja, source).map_err(|e| io(&jinja, e))?;
+        }
+        let generation = dir.join("generation_config.json");
+        if !generation.is_file() {
+            let mut config = serde_json::json!({"eos_token_id": self.tokenizer.eos_token_ids()});
+            if let Some(pad) = self.tokenizer.pad_token_id() {
+                config["pad_token_id"] = pad.into();
+            }
+            let text = serde_json::to_string_pretty(&config).expect("JSON value");
+            std::fs::write(&generation, text).map_err(|e| io(&generation, e))?;
+        }
+        if let ImageProcessor::InternVl3(_) = processor {
+            let path = dir.join("tokenizer_config.json");
+            let mut config = if path.is_file() {
+                crate::hf::read_json(&path)?
+            } else {
+                serde_json::json!({})
+            };
+            if INTERNVL_TOKEN_NAMES
+                .iter()
+                .any(|(key, _)| config.get(key).is_none())
+            {
+                for (key, token) in INTERNVL_TOKEN_NAMES {
+                    config[key] = token.into();
+                }
+                let text = serde_json::to_string_pretty(&config).expect("JSON value");
+                std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Generated ids as text without special tokens, for stop strings and rewards.
+    pub fn detokenize(&self, ids: &[u32]) -> Result<String> {
+        Ok(self.tokenizer.decode(ids, true)?)
     }
 }

@@ -1,107 +1,13 @@
-//! The run directory: the contract between the trainer, the evaluator and the viewer.
-//!
-//! ```text
-//! RUN/
-//!   config.toml              the resolved configuration
-//!   metrics.jsonl            one row per optimizer step (`StepMetrics`)
-//!   rollouts.jsonl           one row per completion (`RolloutRow`)
-//!   checkpoints/step-NNNNNN/ an HF model directory (config.json, model.safetensors, tokenizer
-//!                            files) plus optimizer.safetensors and trainer_state.json
-//!   eval/<name>/             evaluations (samples.jsonl, summary.json, summary.md)
-//! ```
-//!
-//! Every file is either appended one whole line at a time or replaced by a rename, so a crash
-//! (or `kill -9`) leaves at worst a half line at the end of a JSONL file, which readers skip,
-//! and never a half checkpoint.
+//! Paths inside a run directory, and checkpoints that appear whole or not at all.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-/// Writes `bytes` next to `path` and renames the file into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)
-}
-
-/// An append-only JSONL file written one complete line per call.
-pub struct JsonlWriter {
-    file: File,
-    path: PathBuf,
-}
-
-impl JsonlWriter {
-    pub fn append_to(path: &Path) -> anyhow::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        Ok(Self {
-            file,
-            path: path.to_owned(),
-        })
-    }
-
-    /// Writes one row as a single `write_all` of the whole line.
-    pub fn write<T: Serialize>(&mut self, row: &T) -> anyhow::Result<()> {
-        let mut line = serde_json::to_vec(row)?;
-        line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .and_then(|()| self.file.flush())
-            .with_context(|| format!("writing {}", self.path.display()))
-    }
-}
-
-/// The complete rows of a JSONL file; a half-written last line (a crash while appending) is
-/// dropped, any other bad line is an error naming its line.
-pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let complete = text.ends_with('\n');
-    let lines: Vec<&str> = text.lines().collect();
-    let mut rows = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
-            Ok(row) => rows.push(row),
-            Err(_) if i + 1 == lines.len() && !complete => break,
-            Err(e) => anyhow::bail!("{}:{}: {e}", path.display(), i + 1),
-        }
-    }
-    Ok(rows)
-}
-
-/// Keeps the rows whose `step` is at most `last_step` (and drops a half-written last line),
-/// replacing the file atomically: what `--resume` does to the logs of the steps it redoes.
-pub fn truncate_jsonl_to_step(path: &Path, last_step: u64) -> anyhow::Result<()> {
-    let rows: Vec<serde_json::Value> = read_jsonl(path)?;
-    let mut out = Vec::new();
-    for row in rows {
-        if row.get("step").and_then(|s| s.as_u64()).unwrap_or(0) <= last_step {
-            serde_json::to_writer(&mut out, &row)?;
-            out.push(b'\n');
-        }
-    }
-    write_atomic(path, &out).with_context(|| format!("rewriting {}", path.display()))
-}
+use crate::files::{read_jsonl, truncate_jsonl, up_to_step};
+use crate::lock::RunLock;
 
 /// Paths inside a run directory.
 #[derive(Debug, Clone)]
@@ -110,13 +16,18 @@ pub struct RunDir {
 }
 
 /// The files a checkpoint directory carries besides the weights, when the source has them.
-pub const TOKENIZER_FILES: [&str; 6] = [
+pub const TOKENIZER_FILES: [&str; 11] = [
     "tokenizer.json",
     "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
     "chat_template.json",
     "chat_template.jinja",
     "generation_config.json",
     "preprocessor_config.json",
+    "processor_config.json",
 ];
 
 impl RunDir {
@@ -151,6 +62,32 @@ impl RunDir {
 
     pub fn eval(&self, name: &str) -> PathBuf {
         self.root.join("eval").join(name)
+    }
+
+    pub fn report_json(&self) -> PathBuf {
+        self.root.join("report.json")
+    }
+
+    pub fn report_md(&self) -> PathBuf {
+        self.root.join("report.md")
+    }
+
+    pub fn demo(&self) -> PathBuf {
+        self.root.join("demo")
+    }
+
+    /// Makes this process the directory's one writer (see [`RunLock`]).
+    pub fn lock(&self, program: &str) -> anyhow::Result<RunLock> {
+        RunLock::acquire(&self.root, program)
+    }
+
+    /// Drops the log rows of steps after `last_step` (the checkpoint being resumed; those steps
+    /// are redone), keeping earlier rows byte for byte.
+    pub fn truncate_logs(&self, last_step: u64) -> anyhow::Result<()> {
+        for path in [self.metrics(), self.rollouts()] {
+            truncate_jsonl(&path, up_to_step(last_step))?;
+        }
+        Ok(())
     }
 
     /// Refuses to start a new run where one already logged steps, rather than mixing two runs'
@@ -220,6 +157,12 @@ impl RunDir {
     }
 }
 
+/// `path` relative to `root` when it lies inside it, so that a run directory can move with its
+/// images (the demo's data lives inside the run).
+pub fn relative_to(path: &Path, root: &Path) -> PathBuf {
+    path.strip_prefix(root).unwrap_or(path).to_owned()
+}
+
 /// Copies the tokenizer and processor files that `from` has into `to`.
 pub fn copy_tokenizer_files(from: &Path, to: &Path) -> anyhow::Result<()> {
     for name in TOKENIZER_FILES {
@@ -235,27 +178,6 @@ pub fn copy_tokenizer_files(from: &Path, to: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_half_written_last_line_is_dropped_and_truncation_keeps_earlier_steps() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.jsonl");
-        fs::write(&path, "{\"step\":1}\n{\"step\":2}\n{\"step\":3}\n{\"st").unwrap();
-        let rows: Vec<serde_json::Value> = read_jsonl(&path).unwrap();
-        assert_eq!(rows.len(), 3);
-        truncate_jsonl_to_step(&path, 2).unwrap();
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            "{\"step\":1}\n{\"step\":2}\n"
-        );
-        fs::write(&path, "{\"step\":1}\nnot json\n{\"step\":2}\n").unwrap();
-        let err = read_jsonl::<serde_json::Value>(&path).unwrap_err();
-        assert!(
-            err.to_string()
-                .ends_with(":2: expected ident at line 1 column 2"),
-            "{err}"
-        );
-    }
 
     #[test]
     fn only_committed_checkpoints_are_listed_and_old_ones_pruned() {
