@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use burn::tensor::backend::Backend;
 use eframe::egui;
 use grit_data::completion::{BoxFrame, ImageSize};
-use grit_data::preprocess::{GRIT_MAX_PIXELS, GRIT_MIN_PIXELS, load_image};
+use grit_data::preprocess::{GRIT_MAX_PIXELS, GRIT_MIN_PIXELS};
 use grit_data::prompt::PromptStyle;
 use grit_model::Vlm;
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
@@ -187,7 +187,7 @@ impl<B: Backend> Loaded<B> {
 
     fn answer(&self, job: &Job) -> anyhow::Result<()> {
         let q = &job.question;
-        let image = load_image(&q.image)?;
+        let image = self.processor.load_image(&q.image)?;
         let encoded = self
             .processor
             .encode(&image, &q.text, q.style)

@@ -12,7 +12,7 @@ use grit_data::annotate::{Mark, draw_marks};
 use grit_data::completion::{
     BoxFrame, DegenerateThresholds, ImageSize, ParsedCompletion, PixelBox, Region,
 };
-use grit_data::preprocess::{GRIT_MAX_PIXELS, GRIT_MIN_PIXELS, load_image};
+use grit_data::preprocess::{GRIT_MAX_PIXELS, GRIT_MIN_PIXELS};
 use grit_data::prompt::PromptStyle;
 use grit_data::rewards::Mode;
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
@@ -136,7 +136,7 @@ pub fn infer(args: &Args) -> anyhow::Result<Report> {
             mode: Mode::Fixed,
         },
     )?;
-    let image = load_image(&args.image)?;
+    let image = processor.load_image(&args.image)?;
     let encoded = processor
         .encode(&image, &args.question, args.prompt)
         .with_context(|| format!("preprocessing {}", args.image.display()))?;

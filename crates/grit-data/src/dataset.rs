@@ -53,11 +53,51 @@ impl Sample {
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     match serde_json::Value::deserialize(d)? {
         serde_json::Value::String(s) => Ok(s),
-        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Number(n) => Ok(match n.as_f64().filter(|_| n.is_f64()) {
+            Some(x) => python_float_str(x),
+            None => n.to_string(),
+        }),
+        serde_json::Value::Bool(b) => Ok(if b { "True" } else { "False" }.to_owned()),
         other => Err(serde::de::Error::custom(format!(
-            "`answer` must be a string or a number, not {other}"
+            "`answer` must be a string, a number or a boolean, not {other}"
         ))),
     }
+}
+
+/// Python's `str(x)` of a float, which the official loader applies to every answer (`2.0` →
+/// `"2.0"`, `1e16` → `"1e+16"`, `1e-5` → `"1e-05"`): the shortest round-trip digits, written
+/// positionally when the exponent is in −4..16.
+fn python_float_str(x: f64) -> String {
+    if !x.is_finite() {
+        return if x.is_nan() {
+            "nan".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    let scientific = format!("{x:e}");
+    let (mantissa, exponent) = scientific.split_once('e').expect("`{:e}` has an exponent");
+    let exponent: i32 = exponent.parse().expect("an integer exponent");
+    let (sign, mantissa) = mantissa
+        .strip_prefix('-')
+        .map_or(("", mantissa), |m| ("-", m));
+    if !(-4..16).contains(&exponent) {
+        let exp_sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs());
+    }
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let point = exponent + 1;
+    let text = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+    } else {
+        let (int, frac) = digits.split_at(point as usize);
+        format!("{int}.{frac}")
+    };
+    format!("{sign}{text}")
 }
 
 /// A JSONL file and the folder its `image` paths are relative to.
@@ -506,6 +546,35 @@ mod tests {
     }
 
     #[test]
+    fn float_answers_read_as_python_writes_them() {
+        let cases = [
+            (2.0, "2.0"),
+            (2.5, "2.5"),
+            (-0.5, "-0.5"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1.5e300, "1.5e+300"),
+            (123.456, "123.456"),
+            (0.1 + 0.2, "0.30000000000000004"),
+        ];
+        for (x, python) in cases {
+            assert_eq!(python_float_str(x), python);
+        }
+        let row = |answer: &str| {
+            serde_json::from_str::<Sample>(&format!(
+                r#"{{"question": "q", "answer": {answer}, "image": "b", "dataset": "d"}}"#
+            ))
+            .unwrap()
+            .answer
+        };
+        assert_eq!(row("3"), "3");
+        assert_eq!(row("3.0"), "3.0");
+        assert_eq!(row("1e16"), "1e+16");
+    }
+
+    #[test]
     fn parses_the_schema_and_ignores_unknown_keys() {
         let s: Sample = serde_json::from_str(GOOD).unwrap();
         assert_eq!(s.answer, "2");
@@ -522,8 +591,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(float.answer, "2.5");
+        // The official loader's `str(answer)`, and its keys `split` and `key_words` pass.
+        let official: Sample = serde_json::from_str(
+            r#"{"question": "q", "answer": true, "image": "b", "dataset": "mme", "split": "val", "key_words": ["cat"]}"#,
+        )
+        .unwrap();
+        assert_eq!(official.answer, "True");
         for bad in [
-            r#"{"question": "q", "answer": true, "image": "b", "dataset": "d"}"#,
+            r#"{"question": "q", "answer": null, "image": "b", "dataset": "d"}"#,
             r#"{"question": "q", "answer": "a", "image": "b"}"#,
             r#"{"question": "q", "answer": "a", "image": "b", "dataset": "d", "bboxs": [[1, 2, 3]]}"#,
         ] {

@@ -3,7 +3,7 @@
 use crate::openai::{OpenAiJudge, OpenAiJudgeConfig};
 use grit_data::rewards::{Judge, Mode, RuleJudge};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Which judge scores the answers: `kind = "rule"` (offline, the default) or `kind = "openai"`
 /// with the [`OpenAiJudgeConfig`] fields beside it.
@@ -26,14 +26,29 @@ impl JudgeConfig {
         }
     }
 
-    /// The judge, in the run's `mode` (which replaces the openai config's own).
-    pub fn build(&self, mode: Mode) -> Result<Box<dyn Judge + Send>, JudgeError> {
+    /// The judge, in the run's `mode` (which replaces the openai config's own). Fixed mode keeps
+    /// replies in the config's `cache`, else in `default_cache` (the run's); compat keeps none.
+    pub fn build(
+        &self,
+        mode: Mode,
+        default_cache: Option<&Path>,
+    ) -> Result<Box<dyn Judge + Send>, JudgeError> {
         Ok(match self {
             JudgeConfig::Rule => Box::new(RuleJudge),
-            JudgeConfig::Openai(config) => Box::new(OpenAiJudge::new(OpenAiJudgeConfig {
-                mode,
-                ..config.clone()
-            })?),
+            JudgeConfig::Openai(config) => {
+                let cache = match mode {
+                    Mode::Fixed => config
+                        .cache
+                        .clone()
+                        .or_else(|| default_cache.map(Path::to_path_buf)),
+                    Mode::Compat => config.cache.clone(),
+                };
+                Box::new(OpenAiJudge::new(OpenAiJudgeConfig {
+                    mode,
+                    cache,
+                    ..config.clone()
+                })?)
+            }
         })
     }
 }
@@ -87,7 +102,7 @@ mod tests {
         assert_eq!(run.judge, JudgeConfig::Rule);
         let config: JudgeConfig = toml::from_str("kind = \"rule\"").unwrap();
         assert_eq!(config, JudgeConfig::Rule);
-        let mut judge = config.build(Mode::Fixed).unwrap();
+        let mut judge = config.build(Mode::Fixed, None).unwrap();
         let query = JudgeQuery {
             question: "How many cats?".into(),
             reference: "2".into(),
@@ -130,7 +145,7 @@ mod tests {
             api_key_env: "GRIT_JUDGE_TEST_KEY_THAT_IS_NEVER_SET".into(),
             ..OpenAiJudgeConfig::default()
         });
-        let error = config.build(Mode::Compat).err().unwrap();
+        let error = config.build(Mode::Compat, None).err().unwrap();
         assert!(matches!(error, JudgeError::MissingApiKey(_)));
         assert!(
             error

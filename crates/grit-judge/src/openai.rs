@@ -41,8 +41,11 @@ pub struct OpenAiJudgeConfig {
     pub backoff_ms: u64,
     /// The most requests in flight at once ([`Judge::judge_batch`]).
     pub concurrency: usize,
-    /// A file keeping successful replies across runs (JSON lines), keyed by model, mode,
-    /// question, reference and prediction.
+    /// Fixed mode: a file keeping successful replies across runs (JSON lines), keyed by model,
+    /// question, reference and prediction (`None`: the run's default, see
+    /// [`JudgeConfig::build`]). Compat has none: the official judge asks once per completion.
+    ///
+    /// [`JudgeConfig::build`]: crate::JudgeConfig::build
     pub cache: Option<PathBuf>,
     /// Compat or fixed behaviour (see the crate docs); [`JudgeConfig::build`] sets the run's.
     ///
@@ -174,9 +177,14 @@ impl OpenAiJudge {
             .timeout_global(Some(timeout))
             .build()
             .new_agent();
-        let cache = match &config.cache {
-            Some(path) => Some(Cache::open(path, &config.model, config.mode)?),
-            None => None,
+        let cache = match (&config.cache, config.mode) {
+            (Some(_), Mode::Compat) => {
+                return Err(JudgeError::InvalidConfig(
+                    "`cache` is a fixed-mode feature: the official judge asks once per completion, and compat does too".into(),
+                ));
+            }
+            (Some(path), Mode::Fixed) => Some(Cache::open(path, &config.model, config.mode)?),
+            (None, _) => None,
         };
         Ok(Self {
             url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
@@ -334,9 +342,19 @@ impl Judge for OpenAiJudge {
             .expect("one result per query")
     }
 
-    /// Asks each distinct query the cache cannot answer once, at most `concurrency` at a time;
-    /// successful replies go to the cache.
+    /// Fixed: asks each distinct query the cache cannot answer once, at most `concurrency` at a
+    /// time; successful replies go to the cache. Compat: asks every query, repeats included, as
+    /// the official trainer asks once per completion (the replies of a non-zero temperature
+    /// differ).
     fn judge_batch(&mut self, queries: &[JudgeQuery]) -> Vec<Result<f64, RewardError>> {
+        if self.config.mode == Mode::Compat {
+            let all: Vec<&JudgeQuery> = queries.iter().collect();
+            return self
+                .ask_all(&all)
+                .into_iter()
+                .map(|answer| answer.map(|(_, score)| score))
+                .collect();
+        }
         let mut seen = HashSet::new();
         let missing: Vec<&JudgeQuery> = queries
             .iter()

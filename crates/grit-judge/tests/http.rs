@@ -366,15 +366,10 @@ fn the_cache_answers_later_judges_and_survives_a_torn_last_line() {
     assert_eq!(judge_2.judge(&query("3")).unwrap(), 0.0);
     assert_eq!(second.requests().len(), 1);
 
-    // The mode is part of the key.
-    let compat = Server::scripted(vec![Reply::content("score: 0.5")]);
-    assert_eq!(
-        judge(with_cache(&compat, Mode::Compat))
-            .judge(&query("2"))
-            .unwrap(),
-        0.5
-    );
-    assert_eq!(compat.requests().len(), 1);
+    // Compat keeps no cache: the official judge asks once per completion.
+    let compat = Server::scripted(vec![]);
+    let error = OpenAiJudge::with_api_key(with_cache(&compat, Mode::Compat), String::new()).err();
+    assert!(error.unwrap().to_string().contains("fixed-mode feature"));
 
     // A crash in the middle of a write leaves a torn last line.
     let mut file = std::fs::OpenOptions::new()
@@ -397,10 +392,22 @@ fn the_cache_answers_later_judges_and_survives_a_torn_last_line() {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    assert_eq!(entries.len(), 4);
-    assert_eq!(entries[3]["prediction"], "4");
-    assert_eq!(entries[3]["reply"], "{score: 0.75}");
-    assert_eq!(entries[3]["score"], 0.75);
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[2]["prediction"], "4");
+    assert_eq!(entries[2]["reply"], "{score: 0.75}");
+    assert_eq!(entries[2]["score"], 0.75);
+}
+
+#[test]
+fn compat_asks_every_completion_repeats_included() {
+    // A non-zero temperature answers the same question differently: compat asks each time.
+    let server = Server::start(|n, _| Reply::content(&format!("score: 0.{n}")));
+    let queries: Vec<JudgeQuery> = ["2", "2", "3", "2"].map(query).to_vec();
+    let results = judge(server.config(Mode::Compat)).judge_batch(&queries);
+    assert_eq!(server.requests().len(), 4);
+    let mut scores: Vec<f64> = results.into_iter().map(Result::unwrap).collect();
+    scores.sort_by(f64::total_cmp);
+    assert_eq!(scores, [0.0, 0.1, 0.2, 0.3]);
 }
 
 #[test]

@@ -8,8 +8,11 @@ use std::path::Path;
 
 use grit_data::completion::{BoxFrame, ImageSize};
 use grit_data::hub::{INTERNVL_TOKEN_NAMES, ImageProcessor};
-use grit_data::preprocess::internvl::{TileConfig, preprocess_tiles};
-use grit_data::preprocess::{PreprocessConfig, RgbImage, preprocess};
+use grit_data::preprocess::internvl::{TileConfig, preprocess_tiles, preprocess_tiles_jpeg};
+use grit_data::preprocess::{
+    Decoding, PreprocessConfig, QWEN_MAX_PIXELS, RgbImage, load_image_as, preprocess,
+    resize_bicubic, smart_resize,
+};
 use grit_data::prompt::internvl::{IMG_CONTEXT, IMG_END, IMG_START, expand_internvl_images};
 use grit_data::prompt::{ChatTemplate, ChatTokenizer, PromptStyle, user_message};
 use grit_data::rewards::Mode;
@@ -25,7 +28,7 @@ pub struct ProcessorOptions {
     /// Qwen2.5-VL's processed pixel bounds.
     pub min_pixels: Option<usize>,
     pub max_pixels: Option<usize>,
-    /// InternVL3's tile limit (GRIT trains with 2).
+    /// InternVL3's tile limit (`None`: the checkpoint's where it tiles, else GRIT's 2).
     pub max_tiles: Option<usize>,
     /// compat: InternVL3 prompts end without the assistant header, as the official trainer
     /// builds them; fixed: with it. Qwen2.5-VL prompts always have it.
@@ -47,6 +50,7 @@ pub struct Encoded {
 pub struct Processor {
     pub tokenizer: ChatTokenizer,
     kind: Kind,
+    mode: Mode,
 }
 
 #[derive(Debug)]
@@ -59,6 +63,26 @@ enum Kind {
         /// `<img>`, `<IMG_CONTEXT>`, `</img>`.
         image_tokens: [u32; 3],
     },
+}
+
+/// GRIT's Qwen2.5-VL loader (`fetch_image`) resizes every image to multiples of 28 within
+/// 3136–16384·28² pixels (Pillow's bicubic) before the image processor sees it, which moves the
+/// frame even of small images (640×480 → 644×476).
+fn fetch_image_resize(image: &RgbImage) -> Result<RgbImage> {
+    const FACTOR: usize = 28;
+    const MIN_PIXELS: usize = 4 * FACTOR * FACTOR;
+    let (height, width) = smart_resize(
+        image.height() as usize,
+        image.width() as usize,
+        FACTOR,
+        MIN_PIXELS,
+        QWEN_MAX_PIXELS,
+    )?;
+    // Pillow's `resize` returns a copy when the size does not change.
+    if (width as u32, height as u32) == image.dimensions() {
+        return Ok(image.clone());
+    }
+    Ok(resize_bicubic(image, width as u32, height as u32))
 }
 
 impl Processor {
@@ -93,7 +117,7 @@ impl Processor {
                 let mut tiles = TileConfig {
                     tile_size: config.vision.image_size,
                     tokens_per_tile: config.tokens_per_tile(),
-                    ..TileConfig::default()
+                    ..TileConfig::from_checkpoint_dir(dir)?
                 };
                 if let Some(max) = options.max_tiles {
                     tiles.max_tiles = max;
@@ -106,7 +130,11 @@ impl Processor {
                 }
             }
         };
-        Ok(Self { tokenizer, kind })
+        Ok(Self {
+            tokenizer,
+            kind,
+            mode: options.mode,
+        })
     }
 
     pub fn family(&self) -> Family {
@@ -116,8 +144,52 @@ impl Processor {
         }
     }
 
-    /// One image and a question as the family's prompt.
+    /// How this family's image files are decoded: upright with transparency on white (fixed),
+    /// or as the official loader opens them (compat: no EXIF orientation; InternVL drops alpha).
+    pub fn decoding(&self) -> Decoding {
+        match (self.mode, &self.kind) {
+            (Mode::Fixed, _) => Decoding::FIXED,
+            (Mode::Compat, Kind::Qwen2_5Vl(_)) => Decoding::OFFICIAL_QWEN,
+            (Mode::Compat, Kind::InternVl3 { .. }) => Decoding::OFFICIAL_INTERNVL,
+        }
+    }
+
+    /// Decodes an image file as [`Self::decoding`] says.
+    pub fn load_image(&self, path: &Path) -> Result<RgbImage> {
+        Ok(load_image_as(path, self.decoding())?)
+    }
+
+    /// Whether training draws a fresh augmentation of each image for every pass
+    /// ([`Self::encode_for_training`]): InternVL3 in compat mode, whose official trainer
+    /// re-encodes every tile as JPEG.
+    pub fn augments(&self) -> bool {
+        self.mode == Mode::Compat && matches!(self.kind, Kind::InternVl3 { .. })
+    }
+
+    /// One image and a question as the family's prompt (evaluation and inference).
     pub fn encode(&self, image: &RgbImage, question: &str, style: PromptStyle) -> Result<Encoded> {
+        self.encode_with(image, question, style, None)
+    }
+
+    /// [`Self::encode`] for one training pass: where [`Self::augments`], the tiles are JPEG
+    /// round trips at qualities drawn from `seed`.
+    pub fn encode_for_training(
+        &self,
+        image: &RgbImage,
+        question: &str,
+        style: PromptStyle,
+        seed: u64,
+    ) -> Result<Encoded> {
+        self.encode_with(image, question, style, self.augments().then_some(seed))
+    }
+
+    fn encode_with(
+        &self,
+        image: &RgbImage,
+        question: &str,
+        style: PromptStyle,
+        jpeg_seed: Option<u64>,
+    ) -> Result<Encoded> {
         let original = ImageSize {
             width: image.width(),
             height: image.height(),
@@ -125,7 +197,10 @@ impl Processor {
         let message = user_message(1, question, style);
         Ok(match &self.kind {
             Kind::Qwen2_5Vl(config) => {
-                let processed = preprocess(image, config)?;
+                let processed = match self.mode {
+                    Mode::Compat => preprocess(&fetch_image_resize(image)?, config)?,
+                    Mode::Fixed => preprocess(image, config)?,
+                };
                 let encoded = self
                     .tokenizer
                     .encode_chat(&[message], &[processed.grid_thw])?;
@@ -154,7 +229,10 @@ impl Processor {
                 generation_header,
                 ..
             } => {
-                let tiled = preprocess_tiles(image, tiles)?;
+                let tiled = match jpeg_seed {
+                    Some(seed) => preprocess_tiles_jpeg(image, tiles, seed)?,
+                    None => preprocess_tiles(image, tiles)?,
+                };
                 let text = template.render(&[message], *generation_header)?;
                 let text = expand_internvl_images(&text, &[tiled.num_image_tokens])?;
                 let (cols, rows) = tiled.grid;
@@ -267,5 +345,21 @@ impl Processor {
     /// Generated ids as text without special tokens, for stop strings and rewards.
     pub fn detokenize(&self, ids: &[u32]) -> Result<String> {
         Ok(self.tokenizer.decode(ids, true)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_official_qwen_loader_resizes_to_multiples_of_28() {
+        let image = RgbImage::new(640, 480);
+        assert_eq!(fetch_image_resize(&image).unwrap().dimensions(), (644, 476));
+        let small = RgbImage::new(30, 20);
+        assert_eq!(fetch_image_resize(&small).unwrap().dimensions(), (84, 56));
+        let pixels = (0..112 * 56 * 3).map(|i| (i % 251) as u8).collect();
+        let multiple = RgbImage::from_raw(112, 56, pixels).unwrap();
+        assert!(fetch_image_resize(&multiple).unwrap() == multiple);
     }
 }

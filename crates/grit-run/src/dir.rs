@@ -72,6 +72,11 @@ impl RunDir {
         self.root.join("report.md")
     }
 
+    /// Fixed mode's OpenAI judge replies, kept so a resumed run asks only what it has not.
+    pub fn judge_cache(&self) -> PathBuf {
+        self.root.join("judge-cache.jsonl")
+    }
+
     pub fn demo(&self) -> PathBuf {
         self.root.join("demo")
     }

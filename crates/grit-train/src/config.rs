@@ -480,6 +480,13 @@ impl RunConfig {
         self.judge
             .validate()
             .map_err(|e| anyhow::anyhow!("[judge]: {e}"))?;
+        if let (JudgeConfig::Openai(judge), Mode::Compat) = (&self.judge, self.rewards.mode) {
+            check(
+                judge.cache.is_none(),
+                "[judge] cache",
+                "is a fixed-mode feature: the official judge asks once per completion, and compat does too",
+            )?;
+        }
         Ok(())
     }
 

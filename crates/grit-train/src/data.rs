@@ -1,12 +1,14 @@
 //! Training and evaluation examples: each GRIT sample with its image preprocessed and its prompt
 //! tokenized once, and the seeded order in which steps visit them.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use grit_data::completion::{BoxFrame, ImageSize};
 use grit_data::dataset::{DataSource, LoadOptions, Record, load};
-use grit_data::preprocess::load_image;
+use grit_data::preprocess::RgbImage;
 use grit_data::prompt::PromptStyle;
 use grit_model::Prompt;
 use rand::SeedableRng;
@@ -25,6 +27,9 @@ pub struct Example {
     pub processed: ImageSize,
     /// The frame the model's boxes are in.
     pub frame: BoxFrame,
+    /// The decoded image, kept where training draws a fresh augmentation of it for every pass
+    /// ([`Processor::augments`]).
+    pub image: Option<Arc<RgbImage>>,
 }
 
 /// Pairs files with image folders: one folder per file, or one for all.
@@ -54,7 +59,7 @@ pub fn prepare(
 }
 
 fn example(record: Record, processor: &Processor, style: PromptStyle) -> anyhow::Result<Example> {
-    let image = load_image(&record.image_path)?;
+    let image = processor.load_image(&record.image_path)?;
     let encoded = processor
         .encode(&image, &record.sample.question, style)
         .with_context(|| format!("preprocessing {}", record.image_path.display()))?;
@@ -64,7 +69,38 @@ fn example(record: Record, processor: &Processor, style: PromptStyle) -> anyhow:
         processed: encoded.processed,
         frame: encoded.frame,
         record,
+        image: processor.augments().then(|| Arc::new(image)),
     })
+}
+
+/// The step's examples as one pass sees them: with a fresh augmentation drawn from `seed` where
+/// the processor [augments](Processor::augments) (the official trainer renders InternVL's
+/// images anew for generation and again for the reference and loss passes), else as prepared.
+pub fn for_pass<'a>(
+    examples: &[&'a Example],
+    processor: &Processor,
+    style: PromptStyle,
+    seed: u64,
+) -> anyhow::Result<Vec<Cow<'a, Example>>> {
+    examples
+        .iter()
+        .enumerate()
+        .map(|(i, &example)| {
+            let Some(image) = &example.image else {
+                return Ok(Cow::Borrowed(example));
+            };
+            let question = &example.record.sample.question;
+            let encoded = processor
+                .encode_for_training(image, question, style, derive_seed(seed, "image", i as u64))
+                .with_context(|| {
+                    format!("preprocessing {}", example.record.image_path.display())
+                })?;
+            Ok(Cow::Owned(Example {
+                prompt: encoded.prompt,
+                ..example.clone()
+            }))
+        })
+        .collect()
 }
 
 /// The example indices step `step` trains on: consecutive slices of a sequence of epochs, each

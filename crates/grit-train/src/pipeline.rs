@@ -86,7 +86,9 @@ fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
     let train_examples = prepare(&train_sources, skip, &processor, style)?;
     let heldout = prepare(&heldout_sources, skip, &processor, style)?;
     let rewards = config.reward_config()?;
-    let mut judge = config.judge.build(rewards.mode)?;
+    let mut judge = config
+        .judge
+        .build(rewards.mode, Some(&p.run.judge_cache()))?;
     let setup = Setup {
         config,
         run: p.run,
@@ -114,7 +116,9 @@ fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
     };
     let before = evaluate(&initial_model, "before", progress)?;
     let grpo_started = Instant::now();
-    let mut train_judge = config.judge.build(rewards.mode)?;
+    let mut train_judge = config
+        .judge
+        .build(rewards.mode, Some(&p.run.judge_cache()))?;
     let last = train::<B>(&setup, train_judge.as_mut(), device, p.resume, progress)?;
     progress.finish();
     let grpo_seconds = grpo_started.elapsed().as_secs_f64();

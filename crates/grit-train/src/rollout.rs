@@ -1,6 +1,6 @@
 //! Rollouts: G sampled completions per prompt, their rewards, and group-relative advantages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use burn::tensor::backend::Backend;
 use grit_data::completion::{DegenerateThresholds, ParsedCompletion};
@@ -64,6 +64,7 @@ pub fn sample<B: Backend>(
                 completion.finish,
                 &generation.eos_token_ids,
                 im_end,
+                generation.max_new_tokens,
                 mode,
             );
             rollouts.push(Rollout {
@@ -86,13 +87,17 @@ pub fn im_end_id(tokenizer: &ChatTokenizer) -> u32 {
         .unwrap_or(tokenizer.eos_token_ids()[0])
 }
 
-/// The generated tokens up to (not including) the first end token, then `<|im_end|>`. Fixed mode
-/// leaves a truncated completion open: it did not end, so the loss should not teach it to.
+/// The generated tokens up to (not including) the first end token, then `<|im_end|>`. Compat
+/// appends it as the official trainer does, wherever the kept tokens are shorter than the
+/// length limit (so not to a completion that ran to the limit, whatever stopped it); fixed mode
+/// wherever the completion ended, and never to a truncated one: it did not end, so the loss
+/// should not teach it to.
 fn train_tokens(
     generated: &[u32],
     finish: FinishReason,
     eos: &[u32],
     im_end: u32,
+    max_new_tokens: usize,
     mode: Mode,
 ) -> Vec<u32> {
     let end = generated
@@ -100,24 +105,27 @@ fn train_tokens(
         .position(|t| eos.contains(t))
         .unwrap_or(generated.len());
     let mut tokens = generated[..end].to_vec();
-    if mode == Mode::Compat || finish != FinishReason::Length {
-        tokens.push(im_end);
-    }
-    if tokens.is_empty() {
-        // An empty truncated completion still needs one target for its log-prob.
+    let ends = match mode {
+        Mode::Compat => end < max_new_tokens,
+        Mode::Fixed => finish != FinishReason::Length,
+    };
+    if ends || tokens.is_empty() {
+        // An empty completion still needs one target for its log-prob.
         tokens.push(im_end);
     }
     tokens
 }
 
-/// A judge whose answers were fetched beforehand in one concurrent batch.
-struct Answered(HashMap<JudgeQuery, Result<f64, RewardError>>);
+/// A judge whose answers were fetched beforehand in one concurrent batch, handed out in the
+/// order they were asked: a question asked twice gets its two answers (compat asks once per
+/// completion; fixed mode's judge answers repeats alike).
+struct Answered(HashMap<JudgeQuery, VecDeque<Result<f64, RewardError>>>);
 
 impl Judge for Answered {
     fn judge(&mut self, query: &JudgeQuery) -> Result<f64, RewardError> {
         self.0
-            .get(query)
-            .cloned()
+            .get_mut(query)
+            .and_then(VecDeque::pop_front)
             .unwrap_or_else(|| Err(RewardError::Judge("query was not prepared".into())))
     }
 }
@@ -157,25 +165,30 @@ pub fn score(
     if uses_judge {
         let queries: Vec<JudgeQuery> = rollouts
             .iter()
-            .filter(|r| !examples[r.group].record.sample.dataset.contains("ovd"))
             .filter_map(|r| judge_query(config, &r.text, &sample(r)))
             .collect();
         let results = judge.judge_batch(&queries);
-        answered.0 = queries.into_iter().zip(results).collect();
+        for (query, result) in queries.into_iter().zip(results) {
+            answered.0.entry(query).or_default().push_back(result);
+        }
     }
-    let batch_first_dataset = examples
-        .first()
-        .map_or("", |e| e.record.sample.dataset.as_str());
     rollouts
         .iter()
         .map(|r| {
+            // The official reward function sees the training tokens, padded after them.
+            let ids = match config.mode {
+                Mode::Compat => &r.train_tokens,
+                Mode::Fixed => &r.generated,
+            };
             let completion = rewards::Completion {
                 text: &r.text,
-                ids: Some(&r.generated),
+                ids: Some(ids),
             };
             let judge: Option<&mut dyn Judge> = uses_judge.then_some(&mut answered as _);
-            let values =
-                rewards::compute_all(config, &completion, &sample(r), batch_first_dataset, judge);
+            // The official count test reads the first sample of its per-device batch, which is
+            // one prompt's group: each group's own dataset.
+            let sample = sample(r);
+            let values = rewards::compute_all(config, &completion, &sample, sample.dataset, judge);
             let mut total = 0.0;
             let mut failed = false;
             for &(kind, weight) in &config.rewards {
@@ -249,17 +262,171 @@ mod tests {
     #[test]
     fn training_tokens_end_with_one_im_end() {
         let (eos, im_end) = (vec![9, 8], 9);
-        let t = |g: &[u32], f, m| train_tokens(g, f, &eos, im_end, m);
-        assert_eq!(t(&[1, 2, 9], FinishReason::Eos, Mode::Fixed), vec![1, 2, 9]);
-        assert_eq!(t(&[1, 2, 8], FinishReason::Eos, Mode::Fixed), vec![1, 2, 9]);
+        let t = |g: &[u32], f, m| train_tokens(g, f, &eos, im_end, 3, m);
+        for mode in [Mode::Fixed, Mode::Compat] {
+            assert_eq!(t(&[1, 2, 9], FinishReason::Eos, mode), vec![1, 2, 9]);
+            // `<|endoftext|>` is replaced.
+            assert_eq!(t(&[1, 2, 8], FinishReason::Eos, mode), vec![1, 2, 9]);
+            assert_eq!(t(&[1, 2], FinishReason::StopString, mode), vec![1, 2, 9]);
+            assert_eq!(t(&[], FinishReason::Eos, mode), vec![9]);
+        }
+        // Truncated: neither mode appends (official: only below the length limit).
         assert_eq!(
-            t(&[1, 2], FinishReason::StopString, Mode::Fixed),
-            vec![1, 2, 9]
+            t(&[1, 2, 3], FinishReason::Length, Mode::Compat),
+            vec![1, 2, 3]
         );
         assert_eq!(
-            t(&[1, 2], FinishReason::Length, Mode::Compat),
-            vec![1, 2, 9]
+            t(&[1, 2, 3], FinishReason::Length, Mode::Fixed),
+            vec![1, 2, 3]
         );
-        assert_eq!(t(&[1, 2], FinishReason::Length, Mode::Fixed), vec![1, 2]);
+        // A stop string on the last allowed token: compat appends only below the limit.
+        assert_eq!(
+            t(&[1, 2, 3], FinishReason::StopString, Mode::Compat),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            t(&[1, 2, 3], FinishReason::StopString, Mode::Fixed),
+            vec![1, 2, 3, 9]
+        );
+    }
+
+    fn example(dataset: &str, answer: &str) -> Example {
+        use grit_data::completion::ImageSize;
+        let size = ImageSize {
+            width: 640,
+            height: 480,
+        };
+        Example {
+            record: grit_data::dataset::Record {
+                sample: grit_data::dataset::Sample {
+                    question: "How many cats are there?".into(),
+                    answer: answer.into(),
+                    image: "1.jpg".into(),
+                    dataset: dataset.into(),
+                    bboxs: None,
+                    width: None,
+                    height: None,
+                },
+                at: grit_data::dataset::Location {
+                    file: "train.jsonl".into(),
+                    line: 1,
+                },
+                image_path: "1.jpg".into(),
+            },
+            prompt: Prompt::Qwen2_5Vl(grit_model::composition::Prompt {
+                ids: vec![1],
+                images: Vec::new(),
+            }),
+            original: size,
+            processed: size,
+            frame: grit_data::completion::BoxFrame::ProcessedPixels { processed: size },
+            image: None,
+        }
+    }
+
+    fn rollout(group: usize, text: &str) -> Rollout {
+        let tokens: Vec<u32> = (1..=text.split_whitespace().count() as u32).collect();
+        Rollout {
+            group,
+            generated: tokens.clone(),
+            finish: FinishReason::StopString,
+            text: text.into(),
+            train_tokens: tokens,
+        }
+    }
+
+    /// Counts what it is asked and answers 1.
+    struct Counting(usize);
+
+    impl Judge for Counting {
+        fn judge(&mut self, _: &JudgeQuery) -> Result<f64, RewardError> {
+            self.0 += 1;
+            Ok(1.0)
+        }
+    }
+
+    #[test]
+    fn a_mixed_step_scores_each_group_as_grit_rewards_does() {
+        let two_boxes = "<think> a cat [1,2,30,40] and a cat [50,60,70,80] </think> \
+            <rethink> two cats </rethink> <answer> 2 </answer>";
+        let one_box = "<think> the cat [1,2,30,40] is left of the dog </think> \
+            <rethink> yes </rethink> <answer> yes </answer>";
+        let tallyqa = example("tallyqa", "2");
+        let vsr = example("vsr", "yes");
+        let mut config = RewardConfig::new(Mode::Compat);
+        config
+            .rewards
+            .retain(|(k, _)| *k != RewardKind::AnswerAccuracy);
+        // TallyQA's group first, then VSR's first.
+        for order in [[&tallyqa, &vsr], [&vsr, &tallyqa]] {
+            let is_tallyqa = |g: usize| order[g].record.sample.dataset == "tallyqa";
+            let rollouts: Vec<Rollout> = [0, 0, 1, 1]
+                .map(|g| rollout(g, if is_tallyqa(g) { two_boxes } else { one_box }))
+                .to_vec();
+            let scored = score(&rollouts, &order, &config, &mut Counting(0));
+            for (r, scored) in rollouts.iter().zip(&scored) {
+                let sample = &order[r.group].record.sample;
+                let row = grit_cli::rewards_cmd::AuditRow {
+                    completion: r.text.clone(),
+                    answer: sample.answer.clone(),
+                    dataset: sample.dataset.clone(),
+                    question: sample.question.clone(),
+                    completion_ids: Some(r.train_tokens.clone()),
+                    judge_reply: None,
+                    batch_dataset: None,
+                };
+                let audit = grit_cli::rewards_cmd::audit_row(&config, 1, &row);
+                for (kind, value) in &scored.values {
+                    let expected = &audit[kind.official_name()];
+                    match value {
+                        Ok(v) => assert_eq!(expected.as_f64(), Some(*v), "{kind:?} of {sample:?}"),
+                        Err(e) => assert_eq!(expected["error"], e.to_string()),
+                    }
+                }
+            }
+            // Every row has its box reward; TallyQA's two boxes for "2" add the count bonus.
+            let value = |dataset_is_tallyqa: bool| {
+                let i = (0..4).find(|&i| is_tallyqa(rollouts[i].group) == dataset_is_tallyqa);
+                scored_value(&scored[i.unwrap()])
+            };
+            assert_eq!((value(true), value(false)), (1.5, 0.5));
+        }
+    }
+
+    fn scored_value(scored: &Scored) -> f64 {
+        let grounded = scored
+            .values
+            .iter()
+            .find(|(k, _)| *k == RewardKind::GroundedCount);
+        grounded.and_then(|(_, v)| v.clone().ok()).unwrap_or(0.0)
+    }
+
+    #[test]
+    fn compat_asks_the_judge_once_per_completion() {
+        let text =
+            "<think> a cat [1,2,30,40] </think> <rethink> one </rethink> <answer> 1 </answer>";
+        let tallyqa = example("tallyqa", "1");
+        let ovd = example("ovd_position", "the cat");
+        let rollouts = vec![
+            rollout(0, text),
+            rollout(0, text),
+            rollout(1, text),
+            rollout(1, text),
+        ];
+        let examples = [&tallyqa, &ovd];
+        let mut asked = Counting(0);
+        let scored = score(
+            &rollouts,
+            &examples,
+            &RewardConfig::new(Mode::Compat),
+            &mut asked,
+        );
+        // Two identical TallyQA answers are asked twice; OVD rows are not judged.
+        assert_eq!(asked.0, 2);
+        let accuracy = |s: &Scored| s.values[0].1.clone().unwrap();
+        assert_eq!(
+            scored.iter().map(accuracy).collect::<Vec<_>>(),
+            [1.0, 1.0, 0.0, 0.0]
+        );
     }
 }

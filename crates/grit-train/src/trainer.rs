@@ -26,7 +26,7 @@ use grit_run::{
 };
 
 use crate::config::RunConfig;
-use crate::data::{Example, derive_seed, step_indices};
+use crate::data::{Example, derive_seed, for_pass, step_indices};
 use crate::evaluate::{EvalSettings, evaluate};
 use crate::loss::{LossSettings, LossStats, Row, grpo_loss, target_logprobs};
 use crate::optim::{AdamW, learning_rate};
@@ -102,10 +102,14 @@ pub fn train<B: Backend>(
         .map(|i| &setup.train[i])
         .collect();
 
+        let style = setup.config.grpo.prompt;
+        let seed = |pass| derive_seed(setup.config.seed, pass, step);
+        let generated_from = for_pass(&examples, setup.processor, style, seed("rollout-images"))?;
+        let generated_from: Vec<&Example> = generated_from.iter().map(AsRef::as_ref).collect();
         let rollouts = rollout::sample(
             &policy.valid(),
             setup.processor,
-            &examples,
+            &generated_from,
             grpo.group_size,
             grpo.rollout_batch,
             &generation(setup, derive_seed(setup.config.seed, "rollout", step)),
@@ -133,11 +137,13 @@ pub fn train<B: Backend>(
             grpo.steps,
         );
         let update_started = Instant::now();
+        let trained_on = for_pass(&examples, setup.processor, style, seed("loss-images"))?;
+        let trained_on: Vec<&Example> = trained_on.iter().map(AsRef::as_ref).collect();
         let (next, update) = optimize(
             policy,
             &mut optimizer,
             reference.as_ref(),
-            &examples,
+            &trained_on,
             &rollouts,
             &advantage,
             &trained,

@@ -147,4 +147,54 @@ fn a_tiny_internvl3_trains_evaluates_and_resumes() {
         "{log}"
     );
     assert_eq!(lines(&out.join("metrics.jsonl")).len(), STEPS + 2);
+
+    compat_draws_a_fresh_jpeg_for_each_pass(&out.join("demo"));
+}
+
+/// Compat InternVL3 re-encodes every tile as JPEG for generation and again for the loss, as the
+/// official trainer renders the prompt twice; fixed mode and evaluation use the clean tiles.
+fn compat_draws_a_fresh_jpeg_for_each_pass(demo: &Path) {
+    use grit_data::dataset::DataSource;
+    use grit_data::prompt::PromptStyle;
+    use grit_data::rewards::Mode;
+    use grit_model::processor::{Processor, ProcessorOptions};
+    use grit_train::data::{for_pass, prepare};
+
+    let processor = |mode| {
+        let options = ProcessorOptions {
+            mode,
+            ..ProcessorOptions::default()
+        };
+        Processor::from_dir(&demo.join("base"), &options).unwrap()
+    };
+    let (compat, fixed) = (processor(Mode::Compat), processor(Mode::Fixed));
+    assert!(compat.augments() && !fixed.augments());
+    let source = DataSource::pair(
+        &[demo.join("data/train.jsonl")],
+        &[demo.join("data/images")],
+    )
+    .unwrap();
+    let pixels = |e: &grit_train::data::Example| match &e.prompt {
+        grit_model::Prompt::InternVl3(p) => p.images[0].pixel_values.clone(),
+        other => panic!("not an InternVL prompt: {other:?}"),
+    };
+    let examples = prepare(&source, false, &compat, PromptStyle::Grit).unwrap();
+    let step: Vec<_> = examples.iter().take(2).collect();
+    let rollout = for_pass(&step, &compat, PromptStyle::Grit, 1).unwrap();
+    let loss = for_pass(&step, &compat, PromptStyle::Grit, 2).unwrap();
+    let again = for_pass(&step, &compat, PromptStyle::Grit, 1).unwrap();
+    for i in 0..2 {
+        assert_ne!(pixels(&rollout[i]), pixels(&loss[i]));
+        assert_ne!(pixels(&rollout[i]), pixels(step[i]));
+        assert_eq!(pixels(&rollout[i]), pixels(&again[i]));
+        assert_eq!(rollout[i].prompt.ids(), step[i].prompt.ids());
+    }
+    let fixed_examples = prepare(&source, false, &fixed, PromptStyle::Grit).unwrap();
+    let fixed_step: Vec<_> = fixed_examples.iter().take(2).collect();
+    let pass = for_pass(&fixed_step, &fixed, PromptStyle::Grit, 1).unwrap();
+    assert!(
+        pass.iter()
+            .all(|e| matches!(e, std::borrow::Cow::Borrowed(_)))
+    );
+    assert_eq!(pixels(&pass[0]), pixels(step[0]));
 }

@@ -38,6 +38,48 @@ use crate::files::FileError;
 /// [`PreprocessError::File`] when the file cannot be opened, [`PreprocessError::Decode`] when its
 /// content is not a supported image; both name the file.
 pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage, PreprocessError> {
+    load_image_as(path, Decoding::FIXED)
+}
+
+/// How an image file becomes RGB: the repaired pipeline ([`Decoding::FIXED`]) or what one of the
+/// official loaders does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoding {
+    /// Apply the EXIF orientation. The official loaders (`Image.open` without
+    /// `exif_transpose`) do not, so a rotated photo reaches the model as stored.
+    pub exif: bool,
+    /// Composite RGBA onto white and paint a PNG colour key white, as GRIT's Qwen loader
+    /// (`to_rgb`) and the HF processor do; otherwise drop alpha and keep the key's colour, as
+    /// InternVL's `Image.open(path).convert('RGB')` does.
+    pub on_white: bool,
+}
+
+impl Decoding {
+    /// Upright, transparency on white.
+    pub const FIXED: Self = Self {
+        exif: true,
+        on_white: true,
+    };
+    /// GRIT's Qwen2.5-VL loader (`fetch_image`): as stored, transparency on white.
+    pub const OFFICIAL_QWEN: Self = Self {
+        exif: false,
+        on_white: true,
+    };
+    /// GRIT's InternVL loader: as stored, alpha dropped.
+    pub const OFFICIAL_INTERNVL: Self = Self {
+        exif: false,
+        on_white: false,
+    };
+}
+
+/// [`load_image`] with the given [`Decoding`].
+///
+/// # Errors
+/// As [`load_image`].
+pub fn load_image_as(
+    path: impl AsRef<Path>,
+    decoding: Decoding,
+) -> Result<RgbImage, PreprocessError> {
     let path = path.as_ref();
     let decode_err = |source| PreprocessError::Decode {
         path: path.to_path_buf(),
@@ -54,7 +96,9 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage, PreprocessError> {
     let mut decoder = reader.into_decoder().map_err(decode_err)?;
     let orientation = decoder.orientation().map_err(decode_err)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
-    image.apply_orientation(orientation);
+    if decoding.exif {
+        image.apply_orientation(orientation);
+    }
     let rgba = match reader_format {
         Some(ImageFormat::Png) => png.rgba,
         _ => matches!(
@@ -62,12 +106,12 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage, PreprocessError> {
             DynamicImage::ImageRgba8(_) | DynamicImage::ImageRgba16(_)
         ),
     };
-    let mut rgb = if rgba {
-        composite_on_white(&to_rgba8_like_pillow(image))
-    } else {
-        to_rgb8_like_pillow(image, png.gray16)
+    let mut rgb = match (rgba, decoding.on_white) {
+        (true, true) => composite_on_white(&to_rgba8_like_pillow(image)),
+        (true, false) => DynamicImage::ImageRgba8(to_rgba8_like_pillow(image)).to_rgb8(),
+        (false, _) => to_rgb8_like_pillow(image, png.gray16),
     };
-    if let Some(key) = png.color_key {
+    if let Some(key) = png.color_key.filter(|_| decoding.on_white) {
         for pixel in rgb.pixels_mut().filter(|p| p.0 == key) {
             pixel.0 = [255; 3];
         }
@@ -252,6 +296,44 @@ mod tests {
         ];
         let got: Vec<[u8; 3]> = rgb.pixels().map(|p| p.0).collect();
         assert_eq!(got, expected);
+    }
+
+    fn fixture(case: &str, file: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/preprocess")
+            .join(case)
+            .join(file)
+    }
+
+    #[test]
+    fn the_official_loaders_keep_the_stored_orientation() {
+        let path = fixture("exif6_jpeg_84x60", "input.jpg");
+        let upright = load_image_as(&path, Decoding::FIXED).unwrap();
+        assert_eq!(upright.dimensions(), (60, 84));
+        for official in [Decoding::OFFICIAL_QWEN, Decoding::OFFICIAL_INTERNVL] {
+            let stored = load_image_as(&path, official).unwrap();
+            assert_eq!(stored.dimensions(), (84, 60));
+            // Orientation 6 turns the stored image a quarter clockwise.
+            assert_eq!(stored.get_pixel(0, 59), upright.get_pixel(0, 0));
+        }
+    }
+
+    #[test]
+    fn internvls_loader_drops_alpha_and_keeps_colour_keys() {
+        for case in ["rgba_80x60", "rgb_trns_90x60"] {
+            let path = fixture(case, "input.png");
+            let white = load_image_as(&path, Decoding::OFFICIAL_QWEN).unwrap();
+            let dropped = load_image_as(&path, Decoding::OFFICIAL_INTERNVL).unwrap();
+            assert_ne!(white, dropped, "{case}");
+            let toward_white = white
+                .pixels()
+                .zip(dropped.pixels())
+                .all(|(w, d)| w.0.iter().zip(d.0).all(|(&w, d)| w >= d));
+            assert!(
+                toward_white,
+                "{case}: compositing only takes pixels toward white"
+            );
+        }
     }
 
     #[test]

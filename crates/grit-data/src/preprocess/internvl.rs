@@ -10,7 +10,11 @@
 //!
 //! Boxes an InternVL model writes are in a 0–1000 frame of the original image.
 
+use std::path::Path;
+
 use image::RgbImage;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 
 use super::patches::normalization_tables;
 use super::{PreprocessError, resize_bicubic};
@@ -56,7 +60,40 @@ impl Default for TileConfig {
     }
 }
 
+/// The tiling keys of a `GotOcr2ImageProcessor` config.
+#[derive(serde::Deserialize)]
+struct RawTiles {
+    crop_to_patches: Option<bool>,
+    min_patches: Option<usize>,
+    max_patches: Option<usize>,
+}
+
 impl TileConfig {
+    /// GRIT's [`Default`], with the tile counts of `dir/preprocessor_config.json` where that file
+    /// tiles (`crop_to_patches: true`, as grit writes its checkpoints), so a run's checkpoint is
+    /// evaluated with the tiles it was trained with. A file that does not tile (the hub's
+    /// processor default) leaves GRIT's 2.
+    ///
+    /// # Errors
+    /// I/O and JSON errors and counts out of range, naming the file.
+    pub fn from_checkpoint_dir(dir: &Path) -> Result<Self, PreprocessError> {
+        let path = dir.join(super::PREPROCESSOR_CONFIG);
+        let mut config = Self::default();
+        if !path.is_file() {
+            return Ok(config);
+        }
+        let raw: RawTiles = crate::files::read_json(&path)?;
+        if raw.crop_to_patches == Some(true) {
+            config.min_tiles = raw.min_patches.unwrap_or(config.min_tiles);
+            config.max_tiles = raw.max_patches.unwrap_or(config.max_tiles);
+        }
+        config.validate().map_err(|e| PreprocessError::Config {
+            path,
+            message: e.to_string(),
+        })?;
+        Ok(config)
+    }
+
     fn validate(&self) -> Result<(), PreprocessError> {
         if self.tile_size == 0 || self.min_tiles == 0 || self.min_tiles > self.max_tiles {
             return Err(PreprocessError::InvalidConfig(format!(
@@ -138,6 +175,35 @@ pub fn preprocess_tiles(
     image: &RgbImage,
     config: &TileConfig,
 ) -> Result<TiledImage, PreprocessError> {
+    tile(image, config, None)
+}
+
+/// The JPEG qualities InternVL's training transform draws from (`qualities = range(75, 101)`).
+pub const JPEG_QUALITIES: std::ops::RangeInclusive<u8> = 75..=100;
+
+/// [`preprocess_tiles`] with InternVL's training augmentation (`build_transform(is_train=True)`):
+/// every tile, the thumbnail included, is saved as JPEG at a quality drawn uniformly from
+/// [`JPEG_QUALITIES`] and decoded again before it is normalized. The draws come from `seed`.
+///
+/// The encoder is the image crate's (baseline, 4:2:0, the IJG tables scaled by quality, as
+/// libjpeg's); its bytes are not Pillow's, so the degradation matches in kind and strength, not
+/// pixel for pixel.
+///
+/// # Errors
+/// As [`preprocess_tiles`].
+pub fn preprocess_tiles_jpeg(
+    image: &RgbImage,
+    config: &TileConfig,
+    seed: u64,
+) -> Result<TiledImage, PreprocessError> {
+    tile(image, config, Some(&mut StdRng::seed_from_u64(seed)))
+}
+
+fn tile(
+    image: &RgbImage,
+    config: &TileConfig,
+    mut jpeg: Option<&mut StdRng>,
+) -> Result<TiledImage, PreprocessError> {
     config.validate()?;
     let (width, height) = (image.width() as usize, image.height() as usize);
     if width == 0 || height == 0 {
@@ -152,12 +218,25 @@ pub fn preprocess_tiles(
         .then(|| resize_bicubic(image, size as u32, size as u32));
     let tiles = grid_tiles + usize::from(thumbnail.is_some());
     let mut pixel_values = Vec::with_capacity(tiles * 3 * size * size);
-    for tile in 0..grid_tiles {
-        let (x0, y0) = ((tile % cols) * size, (tile / cols) * size);
-        push_tile(&mut pixel_values, &resized, x0, y0, size, &tables);
-    }
-    if let Some(thumbnail) = &thumbnail {
-        push_tile(&mut pixel_values, thumbnail, 0, 0, size, &tables);
+    let squares = (0..grid_tiles)
+        .map(|tile| (&resized, (tile % cols) * size, (tile / cols) * size))
+        .chain(thumbnail.as_ref().map(|t| (t, 0, 0)));
+    for (source, x0, y0) in squares {
+        match jpeg.as_deref_mut() {
+            Some(rng) => {
+                let square = image::imageops::crop_imm(
+                    source,
+                    x0 as u32,
+                    y0 as u32,
+                    size as u32,
+                    size as u32,
+                )
+                .to_image();
+                let degraded = jpeg_round_trip(&square, rng.random_range(JPEG_QUALITIES))?;
+                push_tile(&mut pixel_values, &degraded, 0, 0, size, &tables);
+            }
+            None => push_tile(&mut pixel_values, source, x0, y0, size, &tables),
+        }
     }
     Ok(TiledImage {
         pixel_values,
@@ -167,6 +246,20 @@ pub fn preprocess_tiles(
         original_size: (width, height),
         num_image_tokens: tiles * config.tokens_per_tile,
     })
+}
+
+/// The image saved as JPEG at `quality` and decoded again.
+fn jpeg_round_trip(image: &RgbImage, quality: u8) -> Result<RgbImage, PreprocessError> {
+    let mut bytes = Vec::new();
+    let encode =
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality).encode_image(image);
+    let invalid = |e: image::ImageError| {
+        PreprocessError::InvalidConfig(format!("JPEG round trip at quality {quality}: {e}"))
+    };
+    encode.map_err(invalid)?;
+    let decoded =
+        image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).map_err(invalid)?;
+    Ok(decoded.to_rgb8())
 }
 
 /// Appends the `size × size` square at `(x0, y0)` of `image`, normalized, channel by channel.
@@ -196,6 +289,67 @@ fn push_tile(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checkpoint_that_tiles_keeps_its_tile_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |json: &str| std::fs::write(dir.path().join("preprocessor_config.json"), json);
+        assert_eq!(
+            TileConfig::from_checkpoint_dir(dir.path())
+                .unwrap()
+                .max_tiles,
+            2
+        );
+        write(r#"{"crop_to_patches": true, "min_patches": 1, "max_patches": 6}"#).unwrap();
+        assert_eq!(
+            TileConfig::from_checkpoint_dir(dir.path())
+                .unwrap()
+                .max_tiles,
+            6
+        );
+        // The hub's processor default does not tile: GRIT's 2 stay.
+        write(r#"{"crop_to_patches": false, "max_patches": 12}"#).unwrap();
+        assert_eq!(
+            TileConfig::from_checkpoint_dir(dir.path())
+                .unwrap()
+                .max_tiles,
+            2
+        );
+        write(r#"{"crop_to_patches": true, "min_patches": 3, "max_patches": 2}"#).unwrap();
+        let error = TileConfig::from_checkpoint_dir(dir.path()).unwrap_err();
+        assert!(
+            error.to_string().contains("preprocessor_config.json"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn jpeg_tiles_are_degraded_reproducibly_and_differ_by_draw() {
+        let image = RgbImage::from_fn(900, 500, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 13 % 256) as u8,
+                ((x ^ y) % 256) as u8,
+            ])
+        });
+        let config = TileConfig::default();
+        let clean = preprocess_tiles(&image, &config).unwrap();
+        let a = preprocess_tiles_jpeg(&image, &config, 1).unwrap();
+        let b = preprocess_tiles_jpeg(&image, &config, 1).unwrap();
+        let c = preprocess_tiles_jpeg(&image, &config, 2).unwrap();
+        assert_eq!((a.grid, a.tiles), (clean.grid, clean.tiles));
+        assert_eq!(a.pixel_values, b.pixel_values);
+        assert_ne!(a.pixel_values, c.pixel_values);
+        // Degraded, but close: JPEG at quality ≥ 75 moves a normalized value by little on average.
+        let mean_error = a
+            .pixel_values
+            .iter()
+            .zip(&clean.pixel_values)
+            .map(|(x, y)| (x - y).abs())
+            .sum::<f32>()
+            / a.pixel_values.len() as f32;
+        assert!(mean_error > 0.0 && mean_error < 0.5, "{mean_error}");
+    }
 
     #[test]
     fn grit_grids() {

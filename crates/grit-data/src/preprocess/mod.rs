@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use crate::files::{FileError, read_json};
 
-pub use decode::load_image;
+pub use decode::{Decoding, load_image, load_image_as};
 pub use image::RgbImage;
 pub use resample::resize_bicubic;
 pub use smart_resize::smart_resize;
@@ -49,7 +49,7 @@ pub const GRIT_MAX_PIXELS: usize = 256 * 28 * 28;
 pub const QWEN_MAX_PIXELS: usize = 16384 * 28 * 28;
 
 /// The preprocessor config file of a Hugging Face checkpoint.
-const PREPROCESSOR_CONFIG: &str = "preprocessor_config.json";
+pub(crate) const PREPROCESSOR_CONFIG: &str = "preprocessor_config.json";
 /// `PILImageResampling.BICUBIC`, the only filter implemented.
 const PIL_BICUBIC: u64 = 3;
 

@@ -72,11 +72,32 @@ pub fn compat_question_text(question: &str, suffix: &str) -> String {
     }
 }
 
-/// The query for a completion, or `None` when the reward is 0 without asking (no `<answer>`).
-pub fn judge_query(config: &RewardConfig, text: &str, sample: &Sample) -> Option<JudgeQuery> {
+/// What the judge is asked to score: the text after the first `<answer>` up to `</answer>`;
+/// for a direct (zero-shot) question the whole response, stripped, as the official
+/// `gpt_score_reward_1` has it. `None` when the reward is 0 without asking: no `<answer>`, or an
+/// empty direct response (compat tests emptiness before stripping, as the official code does).
+fn prediction<'a>(config: &RewardConfig, text: &'a str) -> Option<&'a str> {
+    if config.prompt_style.judges_whole_response() {
+        return match config.mode {
+            Mode::Compat => (!text.is_empty()).then(|| python::strip(text)),
+            Mode::Fixed => Some(text.trim()).filter(|t| !t.is_empty()),
+        };
+    }
     let at = text.find("<answer>")?;
     let after = &text[at + "<answer>".len()..];
-    let prediction = after.find("</answer>").map_or(after, |end| &after[..end]);
+    Some(after.find("</answer>").map_or(after, |end| &after[..end]))
+}
+
+/// The query for a completion, or `None` when the reward is 0 without asking: OVD rows
+/// (grounding only; the official zero-shot scoring judges them too, and compat does), or no
+/// prediction.
+pub fn judge_query(config: &RewardConfig, text: &str, sample: &Sample) -> Option<JudgeQuery> {
+    let zero_shot_compat =
+        config.prompt_style.judges_whole_response() && config.mode == Mode::Compat;
+    if sample.dataset.contains("ovd") && !zero_shot_compat {
+        return None;
+    }
+    let prediction = prediction(config, text)?;
     Some(match config.mode {
         Mode::Compat => JudgeQuery {
             question: compat_question_text(sample.question, config.prompt_style.suffix()),
@@ -91,17 +112,14 @@ pub fn judge_query(config: &RewardConfig, text: &str, sample: &Sample) -> Option
     })
 }
 
-/// The answer-accuracy reward, raw (see [`binarize`] for training). OVD rows and completions
-/// without `<answer>` get 0 without asking; compat turns a judge failure into 0.
+/// The answer-accuracy reward, raw (see [`binarize`] for training): 0 without asking where
+/// [`judge_query`] has no query; compat turns a judge failure into 0.
 pub fn answer_accuracy_reward(
     config: &RewardConfig,
     text: &str,
     sample: &Sample,
     judge: &mut dyn Judge,
 ) -> Result<f64, RewardError> {
-    if sample.dataset.contains("ovd") {
-        return Ok(0.0);
-    }
     let Some(query) = judge_query(config, text, sample) else {
         return Ok(0.0);
     };

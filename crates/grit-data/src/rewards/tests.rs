@@ -1,6 +1,6 @@
 use super::*;
 use crate::completion::{BoxFrame, ImageSize};
-use crate::prompt::GRIT_SUFFIX;
+use crate::prompt::{GRIT_SUFFIX, PromptStyle};
 
 fn close(actual: f64, expected: f64) -> bool {
     (actual - expected).abs() < 1e-12
@@ -561,4 +561,41 @@ fn compute_all_and_total() {
     // 1 (judge) + 0.05 + 0.5 + 0.5 (no repeats) + 1.5 + 0.5
     let total = total_reward(&config, &completion, &sample, "tallyqa", Some(&mut judge)).unwrap();
     assert_close(total, 4.05, "total");
+}
+
+#[test]
+fn zero_shot_judges_the_whole_response() {
+    let mut compat = RewardConfig::new(Mode::Compat);
+    compat.prompt_style = PromptStyle::Direct;
+    let mut fixed = RewardConfig::new(Mode::Fixed);
+    fixed.prompt_style = PromptStyle::Direct;
+    let sample = Sample::new("tallyqa", "2", "How many cats?");
+    let response = "  There are 2 cats.\n";
+    let query = judge::judge_query(&compat, response, &sample).unwrap();
+    assert_eq!(query.prediction, "There are 2 cats.");
+    assert_eq!(query.question, "\nQuestion: How many cats?");
+    assert_eq!(
+        judge::judge_query(&fixed, response, &sample)
+            .unwrap()
+            .prediction,
+        "There are 2 cats."
+    );
+    // The official test for an empty response comes before stripping.
+    assert!(judge::judge_query(&compat, "", &sample).is_none());
+    assert_eq!(
+        judge::judge_query(&compat, " \n", &sample)
+            .unwrap()
+            .prediction,
+        ""
+    );
+    assert!(judge::judge_query(&fixed, " \n", &sample).is_none());
+    // gpt_score_reward_1 has no OVD skip; fixed mode keeps grounding rows out of accuracy.
+    let ovd = Sample::new("ovd_position", "the cat", "Where is the cat?");
+    assert!(judge::judge_query(&compat, response, &ovd).is_some());
+    assert!(judge::judge_query(&fixed, response, &ovd).is_none());
+    // The rule judge scores a direct answer without any tags.
+    assert_eq!(
+        answer_accuracy_reward(&fixed, "2", &sample, &mut RuleJudge),
+        Ok(1.0)
+    );
 }

@@ -8,6 +8,8 @@ use anyhow::Context;
 use burn::tensor::backend::Backend;
 use clap::{Parser, ValueEnum};
 use grit_data::metrics::{Aggregate, MetricsSummary};
+use grit_data::preprocess::internvl::GRIT_MAX_TILES;
+use grit_data::preprocess::{GRIT_MAX_PIXELS, GRIT_MIN_PIXELS};
 use grit_data::prompt::PromptStyle;
 use grit_data::rewards::{Mode, RewardConfig};
 use grit_judge::{JudgeConfig, OpenAiJudgeConfig};
@@ -38,19 +40,28 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     images: Vec<PathBuf>,
     /// The instruction after the question: grit (think, rethink, answer), direct (the bare
-    /// question, zero-shot baseline) or sft (list the boxes, then answer).
+    /// question, zero-shot baseline judged on the whole response), sft (list the boxes, then
+    /// answer), grit-icl / grit-icl-internvl (the official one-shot example, Qwen JSON boxes /
+    /// InternVL `<ref><box>`).
     #[arg(long, default_value_t = PromptStyle::Grit)]
     prompt: PromptStyle,
-    /// rule (offline: exact match, numbers, yes/no) or openai (an OpenAI-compatible API).
-    #[arg(long, value_enum, default_value_t = JudgeKind::Rule)]
-    judge: JudgeKind,
+    /// paper: the paper's evaluation (compat judge text and parsing, the OpenAI judge, Qwen2.5-VL
+    /// at 3136–200704 pixels, InternVL3 at 2 tiles, greedy, 1000 tokens); flags given beside it
+    /// win.
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
+    /// rule (offline: exact match, numbers, yes/no) or openai (an OpenAI-compatible API)
+    /// [default: rule].
+    #[arg(long, value_enum)]
+    judge: Option<JudgeKind>,
     /// For `--judge openai`: `[judge]` settings as TOML (base_url, model, api_key_env, cache…).
     #[arg(long)]
     judge_config: Option<PathBuf>,
-    /// compat: the official judge question text and score parsing (and InternVL3 prompts
-    /// without the assistant header); fixed: the repaired ones.
-    #[arg(long, default_value_t = Mode::Fixed)]
-    mode: Mode,
+    /// compat: the official judge question text and score parsing, images as the official
+    /// evaluation loads them (and InternVL3 prompts without the assistant header); fixed: the
+    /// repaired ones [default: fixed].
+    #[arg(long)]
+    mode: Option<Mode>,
     /// Qwen2.5-VL: the processed image's fewest pixels (default: the checkpoint's).
     #[arg(long)]
     min_pixels: Option<usize>,
@@ -86,10 +97,36 @@ struct Args {
     compare: Option<Vec<PathBuf>>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
 enum JudgeKind {
     Rule,
     Openai,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum Preset {
+    Paper,
+}
+
+impl Args {
+    /// Fills what the preset decides and no flag gave.
+    fn apply_preset(&mut self) {
+        let defaults = match self.preset {
+            Some(Preset::Paper) => (
+                Mode::Compat,
+                JudgeKind::Openai,
+                Some(GRIT_MIN_PIXELS),
+                Some(GRIT_MAX_PIXELS),
+                Some(GRIT_MAX_TILES),
+            ),
+            None => (Mode::Fixed, JudgeKind::Rule, None, None, None),
+        };
+        self.mode.get_or_insert(defaults.0);
+        self.judge.get_or_insert(defaults.1);
+        self.min_pixels = self.min_pixels.or(defaults.2);
+        self.max_pixels = self.max_pixels.or(defaults.3);
+        self.max_tiles = self.max_tiles.or(defaults.4);
+    }
 }
 
 fn main() {
@@ -99,7 +136,8 @@ fn main() {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(mut args: Args) -> anyhow::Result<()> {
+    args.apply_preset();
     if let Some(pair) = &args.compare {
         let a = read_summary(&pair[0])?;
         let b = read_summary(&pair[1])?;
@@ -118,7 +156,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(run)) => run.eval(&name),
         (None, None) => model.join("eval").join(&name),
     };
-    let mode = args.mode;
+    let mode = args.mode.expect("set by apply_preset");
     let processor = Processor::from_dir(
         &model,
         &ProcessorOptions {
@@ -137,7 +175,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(limit) = args.limit {
         examples.truncate(limit);
     }
-    let judge = match (args.judge, &args.judge_config) {
+    let judge = match (args.judge.expect("set by apply_preset"), &args.judge_config) {
         (JudgeKind::Rule, _) => JudgeConfig::Rule,
         (JudgeKind::Openai, None) => JudgeConfig::Openai(OpenAiJudgeConfig::default()),
         (JudgeKind::Openai, Some(path)) => {
@@ -158,6 +196,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             processor: &processor,
             examples: &examples,
             judge,
+            judge_cache: run
+                .as_ref()
+                .map_or_else(|| out.join("judge-cache.jsonl"), RunDir::judge_cache),
             rewards: &rewards,
             settings: EvalSettings {
                 max_new_tokens: args.max_new_tokens,
@@ -185,6 +226,8 @@ struct Eval<'a> {
     processor: &'a Processor,
     examples: &'a [grit_train::data::Example],
     judge: JudgeConfig,
+    /// Fixed mode's judge replies: the run's, else beside the evaluation.
+    judge_cache: PathBuf,
     rewards: &'a RewardConfig,
     settings: EvalSettings,
     out: &'a Path,
@@ -195,7 +238,9 @@ impl OnBackend for Eval<'_> {
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let model = Vlm::<B>::load(self.model, &device)?;
-        let mut judge = self.judge.build(self.rewards.mode)?;
+        let mut judge = self
+            .judge
+            .build(self.rewards.mode, Some(&self.judge_cache))?;
         let bar = indicatif::ProgressBar::new(self.examples.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -309,7 +354,36 @@ fn comparison(a: &MetricsSummary, b: &MetricsSummary, name_a: &Path, name_b: &Pa
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn the_paper_preset_is_the_papers_evaluation_and_flags_win() {
+        let parse = |args: &[&str]| {
+            let mut args = super::Args::try_parse_from(
+                ["grit-eval", "--model", "m", "--data", "d.jsonl"]
+                    .iter()
+                    .chain(args),
+            )
+            .unwrap();
+            args.apply_preset();
+            args
+        };
+        let paper = parse(&["--preset", "paper"]);
+        assert_eq!(paper.mode, Some(super::Mode::Compat));
+        assert_eq!(paper.judge, Some(super::JudgeKind::Openai));
+        assert_eq!(
+            (paper.min_pixels, paper.max_pixels, paper.max_tiles),
+            (Some(3136), Some(200_704), Some(2))
+        );
+        assert_eq!(paper.max_new_tokens, 1000);
+        let plain = parse(&[]);
+        assert_eq!(plain.mode, Some(super::Mode::Fixed));
+        assert_eq!(plain.judge, Some(super::JudgeKind::Rule));
+        assert_eq!(plain.max_pixels, None);
+        let flags_win = parse(&["--preset", "paper", "--judge", "rule", "--max-tiles", "6"]);
+        assert_eq!(flags_win.judge, Some(super::JudgeKind::Rule));
+        assert_eq!(flags_win.max_tiles, Some(6));
+    }
 
     #[test]
     fn every_flag_of_grit_eval_has_help() {
