@@ -147,6 +147,10 @@ impl<M: VisionLanguage> Decoder<M::B> for M {
         text.model
             .step_logits(text.config, text.lm_head, tokens, state)
     }
+
+    fn retain(&self, keep: &[usize], state: &mut DecodeState<M::B>) {
+        state.retain(keep);
+    }
 }
 
 /// A prompt batch left-padded to a common length.

@@ -24,6 +24,9 @@ pub trait Decoder<B: Backend> {
 
     /// Appends one token per row and returns the next logits, `[batch, vocab]`.
     fn step(&self, tokens: &[u32], state: &mut Self::State) -> Tensor<B, 2>;
+
+    /// Keeps only the rows `keep` (batch indices, in that order) for the steps to come.
+    fn retain(&self, keep: &[usize], state: &mut Self::State);
 }
 
 /// How the next token is picked from the logits.
@@ -100,6 +103,11 @@ pub fn generate<B: Backend, D: Decoder<B>>(
         return Ok(rows);
     }
     let (mut logits, mut state) = model.prefill(prompts, config.max_new_tokens)?;
+    // The completion each row of the decoding batch belongs to. Finished rows decode a
+    // placeholder until a quarter of the batch has finished; then the batch and its cache drop
+    // them, so that rows which ended early (completions end anywhere from a few tokens to the
+    // limit) stop costing compute.
+    let mut batch_rows: Vec<usize> = (0..batch).collect();
     for step in 0..config.max_new_tokens {
         let vocab = logits.dims()[1];
         let mut host: Vec<f32> = logits
@@ -107,9 +115,10 @@ pub fn generate<B: Backend, D: Decoder<B>>(
             .convert::<f32>()
             .into_vec()
             .expect("f32 logits");
-        let mut next = Vec::with_capacity(batch);
-        for (row, completion) in rows.iter_mut().enumerate() {
-            let scores = &mut host[row * vocab..(row + 1) * vocab];
+        let mut next = Vec::with_capacity(batch_rows.len());
+        for (slot, &row) in batch_rows.iter().enumerate() {
+            let completion = &mut rows[row];
+            let scores = &mut host[slot * vocab..(slot + 1) * vocab];
             let mut unmodified = None;
             if !config.suppress_tokens.is_empty() {
                 unmodified = Some(scores.to_vec());
@@ -121,7 +130,6 @@ pub fn generate<B: Backend, D: Decoder<B>>(
             }
             let scores = &*scores;
             if done[row] {
-                // Finished rows keep decoding a placeholder so the batch stays rectangular.
                 next.push(
                     *completion
                         .tokens
@@ -157,6 +165,15 @@ pub fn generate<B: Backend, D: Decoder<B>>(
         }
         if done.iter().all(|&d| d) || step + 1 == config.max_new_tokens {
             break;
+        }
+        let finished = batch_rows.iter().filter(|&&row| done[row]).count();
+        if finished * 4 >= batch_rows.len() {
+            let keep: Vec<usize> = (0..batch_rows.len())
+                .filter(|&slot| !done[batch_rows[slot]])
+                .collect();
+            model.retain(&keep, &mut state);
+            next = keep.iter().map(|&slot| next[slot]).collect();
+            batch_rows = keep.iter().map(|&slot| batch_rows[slot]).collect();
         }
         logits = model.step(&next, &mut state);
     }

@@ -1,8 +1,8 @@
 //! Pre-allocated key/value cache: one buffer per layer sized for the whole generation, written
 //! in place step by step (no per-step concatenation).
 
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
 
 /// Keys and values of one attention layer.
 pub struct LayerCache<B: Backend> {
@@ -51,6 +51,27 @@ impl<B: Backend> KvCache<B> {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Keeps the rows `keep` (batch indices, in that order) and drops the others, so that
+    /// finished sequences stop costing compute.
+    pub fn retain(&mut self, keep: &[usize]) {
+        let Some(device) = self
+            .layers
+            .first()
+            .and_then(|l| l.keys.as_ref())
+            .map(Tensor::device)
+        else {
+            return;
+        };
+        let rows: Vec<i64> = keep.iter().map(|&r| r as i64).collect();
+        let indices = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [keep.len()]), &device);
+        for layer in &mut self.layers {
+            for slot in [&mut layer.keys, &mut layer.values] {
+                let buffer = slot.take().expect("cache buffer present");
+                *slot = Some(buffer.select(0, indices.clone()));
+            }
+        }
     }
 
     /// Marks `n` more positions as filled, once every layer has written them.

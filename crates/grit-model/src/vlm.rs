@@ -123,6 +123,16 @@ impl VlmConfig {
         }
     }
 
+    /// The config of the checkpoint in `dir`, for the family its `config.json` names.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        Ok(match Family::detect(dir)? {
+            Family::Qwen2_5Vl => {
+                VlmConfig::Qwen2_5Vl(Qwen2_5VlConfig::from_hf_file(&dir.join("config.json"))?)
+            }
+            Family::InternVl3 => VlmConfig::InternVl3(InternVl3Config::from_dir(dir)?.0),
+        })
+    }
+
     /// A randomly initialized model.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Vlm<B> {
         match self {
@@ -293,6 +303,10 @@ impl<B: Backend> Decoder<B> for Vlm<B> {
             Vlm::Qwen2_5Vl(m) => m.step(tokens, state),
             Vlm::InternVl3(m) => m.step(tokens, state),
         }
+    }
+
+    fn retain(&self, keep: &[usize], state: &mut DecodeState<B>) {
+        state.retain(keep);
     }
 }
 

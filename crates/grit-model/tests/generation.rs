@@ -160,3 +160,67 @@ fn logprobs_are_the_models_and_sampling_is_seeded() {
     );
     assert!(a[0].logprobs.iter().all(|&p| p <= 0.0));
 }
+
+/// A decoder that records the batch size of every step.
+struct Recording<'a> {
+    model: &'a Qwen2_5Vl<Cpu>,
+    steps: std::cell::RefCell<Vec<usize>>,
+}
+
+impl Decoder<Cpu> for Recording<'_> {
+    type Prompt = Prompt;
+    type State = <Qwen2_5Vl<Cpu> as Decoder<Cpu>>::State;
+
+    fn prefill(
+        &self,
+        prompts: &[Prompt],
+        max_new_tokens: usize,
+    ) -> grit_model::Result<(burn::tensor::Tensor<Cpu, 2>, Self::State)> {
+        self.model.prefill(prompts, max_new_tokens)
+    }
+
+    fn step(&self, tokens: &[u32], state: &mut Self::State) -> burn::tensor::Tensor<Cpu, 2> {
+        self.steps.borrow_mut().push(tokens.len());
+        self.model.step(tokens, state)
+    }
+
+    fn retain(&self, keep: &[usize], state: &mut Self::State) {
+        self.model.retain(keep, state);
+    }
+}
+
+/// Rows that finish early leave the decoding batch (and its cache); the rows that go on are
+/// unchanged, token for token, against generating each alone.
+#[test]
+fn finished_rows_leave_the_batch_and_change_no_other_row() {
+    let device = Default::default();
+    let model = Qwen2_5Vl::<Cpu>::load(&fixture("image_150x100"), &device).unwrap();
+    let prompts = [
+        text(&[4, 8, 15, 16, 23, 42]),
+        image_prompt(3),
+        text(&[7, 7, 1, 2]),
+        text(&[99, 98, 97, 1, 2, 3, 4, 5]),
+        image_prompt(4),
+    ];
+    let free = generate(&model, &prompts, &config(12), None, None).unwrap();
+    // End tokens that the first and third rows write early: rows now end at different steps.
+    let mut ending = config(12);
+    ending.eos_token_ids = vec![free[0].tokens[1], free[2].tokens[4]];
+    let recording = Recording {
+        model: &model,
+        steps: Default::default(),
+    };
+    let batched = generate(&recording, &prompts, &ending, None, None).unwrap();
+    let steps = recording.steps.into_inner();
+    assert!(
+        steps.first() == Some(&5) && steps.last() < Some(&5),
+        "finished rows must leave the batch: batch sizes {steps:?}"
+    );
+    for (row, prompt) in prompts.iter().enumerate() {
+        let single = generate(&model, std::slice::from_ref(prompt), &ending, None, None).unwrap();
+        assert_eq!(batched[row].tokens, single[0].tokens, "row {row}");
+        assert_eq!(batched[row].finish, single[0].finish, "row {row}");
+        let diff = max_abs_diff(&batched[row].logprobs, &single[0].logprobs);
+        assert!(diff < 1e-4, "row {row}: log-probs differ by {diff}");
+    }
+}

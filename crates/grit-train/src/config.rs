@@ -172,6 +172,9 @@ pub struct GrpoConfig {
     pub group_size: usize,
     /// Sequences per forward/backward pass; gradients accumulate over a step's passes.
     pub micro_batch: usize,
+    /// Also cap each pass at this many tokens, padding included (`None`: no cap), so that long
+    /// completions go fewer to a pass and short ones more; a longer sequence goes alone.
+    pub micro_batch_tokens: Option<usize>,
     /// Sequences generated together.
     pub rollout_batch: usize,
     pub temperature: f32,
@@ -206,6 +209,7 @@ impl Default for GrpoConfig {
             prompts_per_step: 20,
             group_size: 4,
             micro_batch: 4,
+            micro_batch_tokens: None,
             rollout_batch: 16,
             temperature: 0.9,
             top_k: 50,
@@ -429,6 +433,9 @@ impl RunConfig {
         positive(g.prompts_per_step, "[grpo] prompts_per_step")?;
         check(g.group_size >= 2, "[grpo] group_size", "must be at least 2")?;
         positive(g.micro_batch, "[grpo] micro_batch")?;
+        if let Some(tokens) = g.micro_batch_tokens {
+            positive(tokens, "[grpo] micro_batch_tokens")?;
+        }
         positive(g.rollout_batch, "[grpo] rollout_batch")?;
         positive(g.max_new_tokens, "[grpo] max_new_tokens")?;
         positive(g.updates_per_batch, "[grpo] updates_per_batch")?;

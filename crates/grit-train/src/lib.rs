@@ -8,6 +8,7 @@ pub mod evaluate;
 pub mod loss;
 pub mod optim;
 pub mod pipeline;
+pub mod plan;
 pub mod progress;
 pub mod rollout;
 pub mod sft;

@@ -7,6 +7,7 @@ use grit_model::backend::{BackendKind, dispatch};
 use grit_run::{RunDir, write_atomic};
 use grit_train::config::{DEFAULT_CONFIG, RunConfig};
 use grit_train::pipeline::{Pipeline, Stage};
+use grit_train::plan::{self, HubPreset};
 use grit_train::progress::Progress;
 
 #[global_allocator]
@@ -74,6 +75,17 @@ enum Command {
     Sft,
     /// Write the synthetic shapes data set (train and held-out JSONL + images) to --out.
     Synth,
+    /// Print the memory one GRPO-GR step needs per device (weights, gradients, optimizer state,
+    /// reference, rollout KV cache, activations) for --model, a hub preset or the demo's model,
+    /// and whether it fits --gpu-memory.
+    Plan {
+        /// A hub model's config written into the project, instead of --model.
+        #[arg(long, value_enum)]
+        preset: Option<HubPreset>,
+        /// The device's memory, e.g. 80GB (binary: an 80 GB card holds 80 GiB).
+        #[arg(long, value_parser = plan::parse_memory)]
+        gpu_memory: Option<u64>,
+    },
 }
 
 fn main() {
@@ -112,6 +124,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             (config, run, false)
         }
     };
+    if let Some(Command::Plan { preset, gpu_memory }) = args.command {
+        return print_plan(&config, preset, gpu_memory);
+    }
     if let Some(Command::Synth) = args.command {
         let splits = config.demo.splits(config.seed)?;
         for (items, split) in [(&splits.train, "train"), (&splits.heldout, "heldout")] {
@@ -147,6 +162,63 @@ fn run(args: Args) -> anyhow::Result<()> {
             progress: &mut progress,
         },
     )?
+}
+
+/// `grit-train plan`: the step's memory per device, and what makes it fit.
+fn print_plan(
+    config: &RunConfig,
+    preset: Option<HubPreset>,
+    gpu_memory: Option<u64>,
+) -> anyhow::Result<()> {
+    let mut config = config.clone();
+    let (model, name) = match (preset, &config.model) {
+        (Some(preset), _) => (preset.config()?, preset.name().to_owned()),
+        (None, Some(dir)) => {
+            if config.data.max_pixels.is_none() {
+                config.data.max_pixels = Some(
+                    grit_data::preprocess::PreprocessConfig::from_checkpoint_dir(dir)?.max_pixels,
+                );
+            }
+            (
+                grit_model::VlmConfig::from_dir(dir)?,
+                dir.display().to_string(),
+            )
+        }
+        (None, None) => {
+            let vocab = config.demo.vocab_size;
+            (
+                config.demo.model_config(vocab, [0, 1, 2]),
+                "the demo's model".to_owned(),
+            )
+        }
+    };
+    let memory = plan::plan(&config, &model, &name);
+    print!("{memory}");
+    if let Some(budget) = gpu_memory {
+        let gib = |n: u64| n as f64 / (1u64 << 30) as f64;
+        let total = memory.total();
+        if total <= budget {
+            println!(
+                "\nfits in {:.0} GiB ({:.2} GiB free)",
+                gib(budget),
+                gib(budget - total)
+            );
+        } else {
+            println!(
+                "\ndoes not fit in {:.0} GiB: {:.2} GiB over",
+                gib(budget),
+                gib(total - budget)
+            );
+            match plan::fitting_settings(&config, &model, budget) {
+                Some(changes) => println!("it fits with: {}", changes.join(", ")),
+                None => println!(
+                    "no batch setting makes it fit: weights, gradients, optimizer state and reference alone need {:.2} GiB in f32",
+                    gib(memory.fixed())
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn apply_overrides(config: &mut RunConfig, a: &RunArgs) {

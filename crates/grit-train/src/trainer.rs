@@ -248,10 +248,15 @@ fn optimize<B: Backend>(
             .prompt
             .extended(&rollouts[i].train_tokens)
     };
-    let micro = grpo.micro_batch.max(1);
+    let lengths: Vec<usize> = chosen
+        .iter()
+        .map(|&i| examples[rollouts[i].group].prompt.ids().len() + rollouts[i].train_tokens.len())
+        .collect();
+    let passes = micro_batches(&lengths, grpo.micro_batch, grpo.micro_batch_tokens);
     let logprobs_of = |model: &Vlm<B>| -> anyhow::Result<Vec<Vec<f32>>> {
         let mut all = Vec::with_capacity(chosen.len());
-        for batch in chosen.chunks(micro) {
+        for pass in &passes {
+            let batch = &chosen[pass.clone()];
             let sequences: Vec<_> = batch.iter().map(|&i| sequence(i)).collect();
             let targets: Vec<usize> = batch
                 .iter()
@@ -285,12 +290,12 @@ fn optimize<B: Backend>(
     for _ in 0..updates {
         let mut accumulator = GradientsAccumulator::<Vlm<Autodiff<B>>>::new();
         let mut sums = LossStats::default();
-        for (b, batch) in chosen.chunks(micro).enumerate() {
-            let rows: Vec<Row<'_>> = batch
+        for pass in &passes {
+            let rows: Vec<Row<'_>> = chosen[pass.clone()]
                 .iter()
                 .enumerate()
                 .map(|(k, &i)| {
-                    let at = b * micro + k;
+                    let at = pass.start + k;
                     Row {
                         sequence: sequence(i),
                         targets: rollouts[i].train_tokens.len(),
@@ -318,6 +323,32 @@ fn optimize<B: Backend>(
     }
     report.clipped /= updates;
     Ok((policy, report))
+}
+
+/// Consecutive micro-batches of sequences of `lengths`: at most `max_sequences` each and, with
+/// `max_tokens`, at most that many tokens once padded to the longest; a sequence longer than
+/// the budget goes alone.
+fn micro_batches(
+    lengths: &[usize],
+    max_sequences: usize,
+    max_tokens: Option<usize>,
+) -> Vec<std::ops::Range<usize>> {
+    let mut passes = Vec::new();
+    let (mut start, mut longest) = (0, 0);
+    for (i, &len) in lengths.iter().enumerate() {
+        let rows = i - start + 1;
+        let padded = rows * longest.max(len);
+        let full = rows > max_sequences.max(1) || max_tokens.is_some_and(|cap| padded > cap);
+        if full && i > start {
+            passes.push(start..i);
+            (start, longest) = (i, 0);
+        }
+        longest = longest.max(len);
+    }
+    if start < lengths.len() {
+        passes.push(start..lengths.len());
+    }
+    passes
 }
 
 fn rollout_rows(
@@ -497,4 +528,22 @@ fn save_checkpoint<B: Backend>(
     setup
         .run
         .commit_checkpoint(&staging, step, setup.config.checkpoint.keep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::micro_batches;
+
+    #[test]
+    fn micro_batches_keep_to_the_sequence_and_token_budgets() {
+        let lengths = [100, 300, 200, 1000, 50, 50, 50];
+        assert_eq!(micro_batches(&lengths, 3, None), [0..3, 3..6, 6..7]);
+        // 600 padded tokens: 100 and 300 pad to 600; 200 alone would make 900.
+        assert_eq!(
+            micro_batches(&lengths, 8, Some(600)),
+            [0..2, 2..3, 3..4, 4..7]
+        );
+        assert_eq!(micro_batches(&lengths, 1, Some(10_000)).len(), 7);
+        assert!(micro_batches(&[], 4, Some(100)).is_empty());
+    }
 }

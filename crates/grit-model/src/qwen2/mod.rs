@@ -203,6 +203,18 @@ pub struct DecodeState<B: Backend> {
     prompt_valid: Option<Vec<Vec<bool>>>,
 }
 
+impl<B: Backend> DecodeState<B> {
+    /// Keeps the rows `keep` (batch indices, in that order) of the cache, the positions and the
+    /// prompt masks.
+    pub fn retain(&mut self, keep: &[usize]) {
+        self.cache.retain(keep);
+        self.next_position = keep.iter().map(|&r| self.next_position[r]).collect();
+        if let Some(valid) = &mut self.prompt_valid {
+            *valid = keep.iter().map(|&r| valid[r].clone()).collect();
+        }
+    }
+}
+
 impl<B: Backend> TextModel<B> {
     /// Runs left-padded embeddings (`valid`: `[batch · seq]`, `true` for real tokens) causally;
     /// with `cache_room`, also returns a cache holding them with that many positions free.
