@@ -170,21 +170,42 @@ fn a_run_killed_at_random_moments_resumes_to_the_same_bytes() {
     }));
 
     let chaos = prepare(dir.path(), "chaos", STEPS);
+    let logged =
+        || std::fs::read_to_string(chaos.join("metrics.jsonl")).map_or(0, |t| t.lines().count());
+    // Each kill waits for a random number of logged steps, then a random part of a step, so
+    // the kills land inside steps, checkpoints and log writes alike.
     let mut rng = StdRng::seed_from_u64(19);
+    let slice = whole / (4 * STEPS as u32);
     let mut kills = Vec::new();
     for _ in 0..6 {
-        let after = whole.mul_f64(rng.random_range(0.05..0.9));
+        if logged() >= STEPS as usize {
+            break;
+        }
+        let target = rng.random_range(logged()..STEPS as usize);
+        let delay = slice.mul_f64(rng.random_range(0.0..1.0));
         let child = continue_run(&chaos).spawn().unwrap();
-        std::thread::sleep(after);
-        let logged =
-            std::fs::read_to_string(chaos.join("metrics.jsonl")).map_or(0, |t| t.lines().count());
+        let started = Instant::now();
+        while logged() < target && started.elapsed() < whole * 4 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(delay);
+        let at = logged();
         kill(child);
-        kills.push(format!("{} ms (steps logged: {logged})", after.as_millis()));
+        kills.push(format!(
+            "{} ms (steps logged: {at})",
+            started.elapsed().as_millis()
+        ));
     }
     println!(
         "uninterrupted: {} ms; SIGKILL after {}",
         whole.as_millis(),
         kills.join(", ")
+    );
+    assert!(
+        kills
+            .iter()
+            .any(|k| !k.ends_with(&format!("logged: {STEPS})"))),
+        "every kill came after the last step: {kills:?}"
     );
     run_to_end(continue_run(&chaos));
     assert_same_run(&straight, &chaos, STEPS);
