@@ -16,6 +16,9 @@ use grit_model::qwen2_5_vl::{Qwen2_5VlConfig, VisionConfig};
 use grit_model::weights::StoreDtype;
 use serde_json::Value;
 
+mod common;
+use common::{read_rows, succeed};
+
 /// A random Qwen2.5-VL with the shapes tokenizer, and 8 held-out items.
 fn inputs(dir: &Path) {
     let items = splits(&ShapesConfig::default(), 1, 16, 8).unwrap();
@@ -42,7 +45,8 @@ fn inputs(dir: &Path) {
 }
 
 fn grit_eval(dir: &Path, extra: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_grit-eval"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_grit-eval"));
+    command
         .args([
             "--model",
             &dir.join("model").display().to_string(),
@@ -55,23 +59,12 @@ fn grit_eval(dir: &Path, extra: &[&str]) -> String {
             "--batch",
             "3",
         ])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+        .args(extra);
+    String::from_utf8(succeed(&mut command).stdout).unwrap()
 }
 
 fn samples(out: &Path) -> Vec<Value> {
-    std::fs::read_to_string(out.join("samples.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    read_rows(&out.join("samples.jsonl"))
 }
 
 #[test]
@@ -113,13 +106,12 @@ fn each_item_once_resumable_and_comparable() {
 
     let direct = grit_eval(dir.path(), &["--prompt", "direct", "--name", "direct"]);
     assert!(direct.contains("| overall | 8 |"));
-    let output = Command::new(env!("CARGO_BIN_EXE_grit-eval"))
-        .args(["--compare"])
-        .arg(&out)
-        .arg(dir.path().join("model/eval/direct"))
-        .output()
-        .unwrap();
+    let output = succeed(
+        Command::new(env!("CARGO_BIN_EXE_grit-eval"))
+            .args(["--compare"])
+            .arg(&out)
+            .arg(dir.path().join("model/eval/direct")),
+    );
     let table = String::from_utf8(output.stdout).unwrap();
-    assert!(output.status.success());
     assert!(table.contains("| overall | accuracy % |"), "{table}");
 }

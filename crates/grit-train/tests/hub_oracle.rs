@@ -13,7 +13,7 @@ use grit_data::prompt::PromptStyle;
 use grit_model::backend::BackendKind;
 
 mod common;
-use common::MINIATURE_MODEL;
+use common::{MINIATURE_MODEL, succeed};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -55,15 +55,11 @@ every = 2
     );
     let file = dir.join(format!("{family}.toml"));
     std::fs::write(&file, config).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_grit-train"))
-        .args(["--config", &file.display().to_string(), "--quiet"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeed(Command::new(env!("CARGO_BIN_EXE_grit-train")).args([
+        "--config",
+        &file.display().to_string(),
+        "--quiet",
+    ]));
     out.join("checkpoints/step-000002")
 }
 

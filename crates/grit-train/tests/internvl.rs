@@ -3,12 +3,11 @@
 //! `grit-eval` and `--resume` take the run's checkpoint as they take a Qwen2.5-VL one.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
 mod common;
-use common::MINIATURE_MODEL;
+use common::{MINIATURE_MODEL, read_rows, run};
 
 const STEPS: usize = 3;
 
@@ -50,21 +49,6 @@ every = 0
     )
 }
 
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program).args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "{program} {args:?}:\n{stderr}");
-    String::from_utf8_lossy(&output.stdout).into_owned() + &stderr
-}
-
 #[test]
 fn a_tiny_internvl3_trains_evaluates_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,7 +66,7 @@ fn a_tiny_internvl3_trains_evaluates_and_resumes() {
     };
     assert_eq!(model_type(&out.join("demo/base")), "internvl");
 
-    let metrics = lines(&out.join("metrics.jsonl"));
+    let metrics = read_rows(&out.join("metrics.jsonl"));
     assert_eq!(metrics.len(), STEPS);
     for m in &metrics {
         for key in ["loss", "kl", "grad_norm", "total_reward"] {
@@ -96,7 +80,7 @@ fn a_tiny_internvl3_trains_evaluates_and_resumes() {
     );
 
     // 112-px shapes become one 112-px tile; boxes are read in 0–1000.
-    let rollouts = lines(&out.join("rollouts.jsonl"));
+    let rollouts = read_rows(&out.join("rollouts.jsonl"));
     assert_eq!(rollouts.len(), STEPS * 2 * 3);
     for r in &rollouts {
         assert_eq!(
@@ -146,7 +130,7 @@ fn a_tiny_internvl3_trains_evaluates_and_resumes() {
         log.contains(&format!("resuming after step {STEPS} ")),
         "{log}"
     );
-    assert_eq!(lines(&out.join("metrics.jsonl")).len(), STEPS + 2);
+    assert_eq!(read_rows(&out.join("metrics.jsonl")).len(), STEPS + 2);
 
     compat_draws_a_fresh_jpeg_for_each_pass(&out.join("demo"));
 }

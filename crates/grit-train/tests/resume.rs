@@ -277,6 +277,18 @@ fn len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
 }
 
+/// `--resume` under a file-size limit of `bytes` fails with an error naming `file`.
+fn resume_fails_on_a_file_too_large(out: &Path, bytes: u64, file: &str) {
+    let failed = limited(continue_run(out), bytes).output().unwrap();
+    let message = stderr(&failed);
+    println!("{message}");
+    assert!(!failed.status.success());
+    assert!(
+        message.contains(file) && message.contains("File too large"),
+        "{message}"
+    );
+}
+
 #[test]
 fn a_full_disk_is_an_error_naming_the_file_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -301,28 +313,14 @@ fn a_full_disk_is_an_error_naming_the_file_and_loses_nothing() {
         limit < model,
         "the model ({model} B) must exceed the limit ({limit} B)"
     );
-    let failed = limited(continue_run(&out), limit).output().unwrap();
-    let message = stderr(&failed);
-    println!("{message}");
-    assert!(!failed.status.success());
-    assert!(
-        message.contains("model.safetensors") && message.contains("File too large"),
-        "{message}"
-    );
+    resume_fails_on_a_file_too_large(&out, limit, "model.safetensors");
     assert!(
         out.join("checkpoints/step-000002/model.safetensors")
             .is_file()
     );
 
     // Now a log line does not fit: the half line it wrote is taken back.
-    let failed = limited(continue_run(&out), rollouts + 10).output().unwrap();
-    let message = stderr(&failed);
-    println!("{message}");
-    assert!(!failed.status.success());
-    assert!(
-        message.contains("rollouts.jsonl") && message.contains("File too large"),
-        "{message}"
-    );
+    resume_fails_on_a_file_too_large(&out, rollouts + 10, "rollouts.jsonl");
     for log in ["rollouts.jsonl", "metrics.jsonl"] {
         assert!(
             file(&out, log).ends_with(b"\n"),

@@ -6,7 +6,6 @@
 #![cfg(feature = "wgpu")]
 
 use std::path::Path;
-use std::process::Command;
 
 use grit_data::dataset::DataSource;
 use grit_data::prompt::PromptStyle;
@@ -18,7 +17,7 @@ use grit_train::loss::target_logprobs;
 use serde_json::Value;
 
 mod common;
-use common::MINIATURE_MODEL;
+use common::{MINIATURE_MODEL, read_rows, run};
 
 const GRPO: &str = "[grpo]
 steps = 2
@@ -40,22 +39,10 @@ max_new_tokens = 10
 every = 0
 ";
 
-fn run(args: &[&str]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_grit-train"))
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "grit-train {args:?}:\n{stderr}");
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+/// `grit-train args --quiet`.
+fn grit_train(args: &[&str]) {
+    let args: Vec<&str> = args.iter().copied().chain(["--quiet"]).collect();
+    run(env!("CARGO_BIN_EXE_grit-train"), &args);
 }
 
 #[test]
@@ -71,7 +58,7 @@ fn grpo_on_wgpu_equals_the_cpu_run() {
     std::fs::write(&config, format!("seed = 4\n{GRPO}")).unwrap();
     let train = |backend: &str| {
         let out = path(backend);
-        run(&[
+        grit_train(&[
             "--config",
             &text(&config),
             "--backend",
@@ -86,8 +73,8 @@ fn grpo_on_wgpu_equals_the_cpu_run() {
             &text(&out),
         ]);
         (
-            lines(&out.join("metrics.jsonl")),
-            lines(&out.join("rollouts.jsonl")),
+            read_rows(&out.join("metrics.jsonl")),
+            read_rows(&out.join("rollouts.jsonl")),
         )
     };
     let (cpu_metrics, cpu_rollouts) = train("cpu");
@@ -130,7 +117,7 @@ fn warm_start(dir: &Path) -> std::path::PathBuf {
         ),
     )
     .unwrap();
-    run(&["sft", "--config", config.to_str().unwrap()]);
+    grit_train(&["sft", "--config", config.to_str().unwrap()]);
     out.join("demo")
 }
 
