@@ -1,8 +1,9 @@
-//! The curves view: one small chart per field of `metrics.jsonl`, cursors linked across charts,
-//! values on hover, and a click on a chart picks that step for the rollouts view.
+//! The curves view: one small chart per field of `metrics.jsonl`, smoothed by an exponential
+//! moving average over the faint raw line, the held-out evaluations as points, cursors linked
+//! across charts, values on hover, and a click on a chart picks that step for the rollouts view.
 
-use eframe::egui::{self, Color32, ScrollArea, Ui};
-use egui_plot::{HoverPosition, Line, Plot, PlotPoint, VLine};
+use eframe::egui::{self, Color32, ScrollArea, Slider, Ui};
+use egui_plot::{HoverPosition, Line, Plot, PlotPoint, Points, VLine};
 use grit_data::rewards::RewardKind;
 use grit_run::StepMetrics;
 
@@ -30,15 +31,28 @@ struct Series {
     /// The field's name in `metrics.jsonl`.
     field: String,
     points: Vec<PlotPoint>,
+    /// `points` under the view's EMA; empty for held-out series, which are drawn as points.
+    smoothed: Vec<PlotPoint>,
     /// At least the data's range; widened around a constant series, which the plot would
     /// otherwise stretch over an arbitrary ±20.
     y_range: (f64, f64),
 }
 
-#[derive(Default)]
 pub struct CurvesView {
-    /// The series and the run generation they were built at.
-    cache: Option<(u64, Vec<Series>)>,
+    /// The EMA's weight on the past: 0 shows the raw values.
+    smoothing: f64,
+    /// The series and the run generation and smoothing they were built at.
+    cache: Option<(u64, f64, Vec<Series>)>,
+}
+
+impl Default for CurvesView {
+    fn default() -> Self {
+        // GRPO-GR's per-step means over 16 prompts are noisy: 0.8 averages about ten steps.
+        Self {
+            smoothing: 0.8,
+            cache: None,
+        }
+    }
 }
 
 impl CurvesView {
@@ -55,17 +69,23 @@ impl CurvesView {
             ui.label("No metrics yet: metrics.jsonl has no complete row.");
             return None;
         }
-        if self.cache.as_ref().is_none_or(|(g, _)| *g != generation) {
-            self.cache = Some((generation, series(metrics)));
+        ui.horizontal(|ui| {
+            ui.add(Slider::new(&mut self.smoothing, 0.0..=0.99).text("smoothing (EMA)"));
+            ui.label(
+                egui::RichText::new(
+                    "hover for values · click a chart to open that step's rollouts",
+                )
+                .weak(),
+            );
+        });
+        let stale = |(g, w, _): &(u64, f64, Vec<Series>)| *g != generation || *w != self.smoothing;
+        if self.cache.as_ref().is_none_or(stale) {
+            self.cache = Some((generation, self.smoothing, series(metrics, self.smoothing)));
         }
-        let series = &self.cache.as_ref().expect("just built").1;
+        let series = &self.cache.as_ref().expect("just built").2;
         let steps: Vec<u64> = metrics.iter().map(|m| m.step).collect();
         let per_row = ((ui.available_width() / (CHART_WIDTH + 12.0)) as usize).max(1);
         let mut clicked = None;
-        ui.label(
-            egui::RichText::new("hover for values · click a chart to open that step's rollouts")
-                .weak(),
-        );
         ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
             for row in series.chunks(per_row) {
                 ui.horizontal_top(|ui| {
@@ -88,6 +108,7 @@ impl CurvesView {
 fn chart(ui: &mut Ui, s: &Series, current: Option<u64>) -> Option<f64> {
     let title = s.title.clone();
     let points = s.points.clone();
+    let smoothed = s.smoothed.clone();
     let response = Plot::new(("curve", &s.field))
         .width(CHART_WIDTH)
         .height(CHART_HEIGHT)
@@ -102,17 +123,40 @@ fn chart(ui: &mut Ui, s: &Series, current: Option<u64>) -> Option<f64> {
                 HoverPosition::NearDataPoint { position, .. } => position.x,
                 HoverPosition::Elsewhere { position } => position.x,
             };
-            let p = points
-                .iter()
-                .min_by(|a, b| (a.x - x).abs().total_cmp(&(b.x - x).abs()))?;
-            Some(format!("step {:.0}\n{title}: {}", p.x, format_value(p.y)))
+            let i = (0..points.len())
+                .min_by(|&a, &b| (points[a].x - x).abs().total_cmp(&(points[b].x - x).abs()))?;
+            let p = points[i];
+            let mut text = format!("step {:.0}\n{title}: {}", p.x, format_value(p.y));
+            if let Some(m) = smoothed.get(i).filter(|m| m.y != p.y) {
+                text.push_str(&format!("\nsmoothed: {}", format_value(m.y)));
+            }
+            Some(text)
         })
         .show(ui, |plot| {
-            plot.line(
-                Line::new(s.field.clone(), &s.points[..])
-                    .color(Color32::from_rgb(0, 130, 200))
-                    .width(1.5),
-            );
+            let blue = Color32::from_rgb(0, 130, 200);
+            if s.smoothed.is_empty() {
+                plot.line(
+                    Line::new(s.field.clone(), &s.points[..])
+                        .color(blue)
+                        .width(1.0),
+                );
+                plot.points(
+                    Points::new(format!("{} points", s.field), &s.points[..])
+                        .color(blue)
+                        .radius(3.0),
+                );
+            } else {
+                plot.line(
+                    Line::new(format!("{} raw", s.field), &s.points[..])
+                        .color(blue.gamma_multiply(0.3))
+                        .width(1.0),
+                );
+                plot.line(
+                    Line::new(s.field.clone(), &s.smoothed[..])
+                        .color(blue)
+                        .width(2.0),
+                );
+            }
             if let Some(step) = current {
                 plot.vline(
                     VLine::new("selected step", step as f64)
@@ -147,8 +191,22 @@ fn format_value(v: f64) -> String {
     }
 }
 
+/// An exponential moving average with TensorBoard's debiasing, so that the first steps are not
+/// pulled toward zero: `weight` is the share kept of the past, below 1.
+fn ema(points: &[PlotPoint], weight: f64) -> Vec<PlotPoint> {
+    let (mut average, mut kept) = (0.0, 1.0);
+    points
+        .iter()
+        .map(|p| {
+            average = weight * average + (1.0 - weight) * p.y;
+            kept *= weight;
+            PlotPoint::new(p.x, average / (1.0 - kept))
+        })
+        .collect()
+}
+
 /// Every chart: each reward, then the training signals, then the held-out evaluation.
-fn series(metrics: &[StepMetrics]) -> Vec<Series> {
+fn series(metrics: &[StepMetrics], smoothing: f64) -> Vec<Series> {
     let mut reward_names: Vec<&str> = Vec::new();
     for m in metrics {
         for name in m.rewards.keys() {
@@ -181,10 +239,17 @@ fn series(metrics: &[StepMetrics]) -> Vec<Series> {
             let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
             (lo - pad, hi + pad)
         };
+        // Held-out evaluations come every few steps and are averages already.
+        let smoothed = if field.starts_with("eval.") {
+            Vec::new()
+        } else {
+            ema(&points, smoothing)
+        };
         Series {
             title: title.to_owned(),
             field: field.to_owned(),
             points,
+            smoothed,
             y_range,
         }
     };
@@ -243,7 +308,7 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        let all = series(&metrics);
+        let all = series(&metrics, 0.5);
         let fields: Vec<&str> = all.iter().map(|s| s.field.as_str()).collect();
         assert_eq!(fields[0], "total_reward");
         assert_eq!(fields[1], "rewards.gpt_score_reward");
@@ -252,5 +317,23 @@ mod tests {
         assert!(!fields.contains(&"eval.best_iou"));
         assert!(all.iter().all(|s| s.points.len() == 3));
         assert_eq!(nearest(&[1, 2, 5], 3.8), 5);
+        assert!(all.iter().all(|s| s.smoothed.len() == s.points.len()));
+    }
+
+    #[test]
+    fn the_average_is_debiased_and_zero_weight_is_the_raw_line() {
+        let points: Vec<PlotPoint> = [4.0, 0.0, 8.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &y)| PlotPoint::new(i as f64, y))
+            .collect();
+        let raw: Vec<f64> = ema(&points, 0.0).iter().map(|p| p.y).collect();
+        assert_eq!(raw, [4.0, 0.0, 8.0]);
+        let smooth: Vec<f64> = ema(&points, 0.5).iter().map(|p| p.y).collect();
+        // Debiased: (0.5·4) / 0.5 = 4; (0.25·4 + 0.5·0) / 0.75; (0.125·4 + 0.5·8) / 0.875.
+        let expected = [4.0, 1.0 / 0.75, 4.5 / 0.875];
+        for (got, want) in smooth.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{smooth:?}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use grit_data::metrics::Aggregate;
 
 use crate::boxes::{self, BoxKey, Mark, Overlay};
 use crate::eval::{EvalSample, Evaluation};
-use crate::images::ImageCache;
+use crate::images::{ImageCache, Slot};
 use crate::run::Run;
 use crate::text::CompletionText;
 
@@ -19,6 +19,8 @@ pub struct EvalView {
     /// The selected item's id.
     selected: Option<String>,
     only_wrong: bool,
+    /// Show report-grid.png instead of one item.
+    show_grid: bool,
     highlight: Option<BoxKey>,
 }
 
@@ -40,6 +42,10 @@ impl EvalView {
             pick(ui, "evaluation", evaluations, &mut self.main, false);
             pick(ui, "compare with", evaluations, &mut self.other, true);
             ui.checkbox(&mut self.only_wrong, "only wrong answers");
+            if run.report_grid.is_some() {
+                ui.checkbox(&mut self.show_grid, "before/after grid")
+                    .on_hover_text("report-grid.png: the report's held-out items");
+            }
         });
         let main = self.main.as_deref().and_then(|n| run.evaluations.get(n));
         let other = self.other.as_deref().and_then(|n| run.evaluations.get(n));
@@ -52,6 +58,10 @@ impl EvalView {
             .default_size(260.0)
             .show(ui, |ui| self.sample_list(ui, main));
         egui::CentralPanel::default().show(ui, |ui| {
+            if let Some(grid) = run.report_grid.as_deref().filter(|_| self.show_grid) {
+                report_grid(ui, images, grid);
+                return;
+            }
             let Some(id) = self.selected.clone() else {
                 ui.label("Pick an item on the left.");
                 return;
@@ -119,6 +129,29 @@ impl EvalView {
             },
         );
     }
+}
+
+/// The report's grid at its own size or smaller, scrolled when taller than the panel.
+fn report_grid(ui: &mut Ui, images: &mut ImageCache, path: &std::path::Path) {
+    ui.label(
+        RichText::new(
+            "before GRPO-GR | after · ground truth green, model boxes red · bar: answer right \
+             (green) or wrong (red)",
+        )
+        .weak(),
+    );
+    ScrollArea::vertical()
+        .auto_shrink(false)
+        .show(ui, |ui| match images.get(ui.ctx(), path) {
+            Slot::Ready { texture, size } => {
+                let scale = (ui.available_width() / size[0] as f32).min(1.0);
+                let size = Vec2::new(size[0] as f32, size[1] as f32) * scale;
+                ui.image((texture.id(), size));
+            }
+            Slot::Failed(message) => {
+                ui.colored_label(Color32::LIGHT_RED, message);
+            }
+        });
 }
 
 /// `file:line` without the directories.

@@ -26,6 +26,8 @@ pub struct Run {
     pub evaluations: Evaluations,
     /// Complete checkpoints, by step.
     pub checkpoints: Vec<(u64, PathBuf)>,
+    /// The report's before/after picture, once the run has written it.
+    pub report_grid: Option<PathBuf>,
     /// Problems with the files, newest last.
     pub messages: Vec<String>,
     /// Counts the polls that changed something, so views can cache what they derive.
@@ -52,6 +54,7 @@ impl Run {
             metrics: Vec::new(),
             rollouts: Rollouts::default(),
             checkpoints: Vec::new(),
+            report_grid: None,
             messages: Vec::new(),
             generation: 0,
             last_poll: None,
@@ -107,6 +110,9 @@ impl Run {
             }
             Err(e) => self.note(format!("{e:#}")),
         }
+        let grid = Some(self.dir.report_grid()).filter(|p| p.is_file());
+        changed |= grid != self.report_grid;
+        self.report_grid = grid;
         if changed {
             self.generation += 1;
         }

@@ -56,22 +56,18 @@ fn hovering_a_coordinate_highlights_its_box_and_the_reverse() {
 
 /// Copies the fixture run into a fresh directory.
 fn copy_fixture(to: &Path) {
-    for entry in fs::read_dir(fixture()).unwrap() {
+    copy_dir(&fixture(), to);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
         if entry.path().is_dir() {
-            fs::create_dir_all(to.join(entry.file_name())).unwrap();
-            for inner in fs::read_dir(entry.path()).unwrap() {
-                let inner = inner.unwrap();
-                if inner.path().is_file() {
-                    fs::copy(
-                        inner.path(),
-                        to.join(entry.file_name()).join(inner.file_name()),
-                    )
-                    .unwrap();
-                }
-            }
+            copy_dir(&entry.path(), &target);
         } else {
-            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            fs::copy(entry.path(), target).unwrap();
         }
     }
 }
@@ -190,4 +186,24 @@ fn evaluations_are_listed_with_their_summary() {
         .click();
     h.run_steps(2);
     h.get_by_label("Is the red square to the left of the blue circle?");
+}
+
+#[test]
+fn the_report_grid_appears_in_the_evaluation_view_once_written() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture(dir.path());
+    let mut h = harness(ViewerApp::new(Some(dir.path()), ""));
+    h.run_steps(2);
+    h.get_by_label("Evaluation").click();
+    h.run_steps(2);
+    assert!(h.query_by_label("before/after grid").is_none());
+
+    image::RgbImage::from_pixel(60, 30, image::Rgb([0, 170, 60]))
+        .save(dir.path().join("report-grid.png"))
+        .unwrap();
+    h.state_mut().refresh();
+    h.run_steps(2);
+    h.get_by_label("before/after grid").click();
+    h.run_steps(2);
+    h.get_by_label_contains("before GRPO-GR | after");
 }

@@ -72,6 +72,11 @@ impl RunDir {
         self.root.join("report.md")
     }
 
+    /// Held-out images with their boxes before and after GRPO-GR, shown by report.md.
+    pub fn report_grid(&self) -> PathBuf {
+        self.root.join("report-grid.png")
+    }
+
     /// Fixed mode's OpenAI judge replies, kept so a resumed run asks only what it has not.
     pub fn judge_cache(&self) -> PathBuf {
         self.root.join("judge-cache.jsonl")

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod data;
 pub mod evaluate;
+pub mod grid;
 pub mod loss;
 pub mod optim;
 pub mod pipeline;

@@ -18,12 +18,15 @@ use grit_model::backend::OnBackend;
 use grit_model::processor::Processor;
 use grit_model::weights::StoreDtype;
 use grit_model::{Vlm, VlmConfig};
-use grit_run::{JsonlWriter, Report, RunDir, copy_tokenizer_files, write_atomic};
+use grit_run::{
+    EvalRow, JsonlWriter, Report, RunDir, copy_tokenizer_files, read_jsonl, write_atomic,
+};
 use tokenizers::Tokenizer;
 
 use crate::config::{DemoConfig, DemoFamily, RunConfig};
 use crate::data::{Example, derive_seed, prepare, sources};
 use crate::evaluate::markdown_table;
+use crate::grid;
 use crate::progress::Progress;
 use crate::sft::{Demonstration, warm_start};
 use crate::trainer::{Setup, run_eval, train};
@@ -136,13 +139,32 @@ fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
         &p.run.report_json(),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
-    let text = report_markdown(&report);
+    let grid = write_grid(p.run)?;
+    let text = report_markdown(&report, grid);
     write_atomic(&p.run.report_md(), text.as_bytes())?;
     progress.note(&text);
     Ok(())
 }
 
-fn report_markdown(report: &Report) -> String {
+/// Writes the before/after grid of the two evaluations' first items; its file name, relative to
+/// report.md, when there was one.
+fn write_grid(run: &RunDir) -> anyhow::Result<Option<String>> {
+    let items = |name: &str| -> anyhow::Result<Vec<grid::Item>> {
+        let rows: Vec<EvalRow> = read_jsonl(&run.eval(name).join("samples.jsonl"))?;
+        Ok(rows.iter().map(grid::Item::from).collect())
+    };
+    let (before, after) = (items("before")?, items("after")?);
+    match grid::before_after_grid(&run.root, &before, &after, grid::GRID_ITEMS)? {
+        Some(image) => {
+            let path = run.report_grid();
+            write_atomic(&path, &grid::png(&image)?)?;
+            Ok(path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        }
+        None => Ok(None),
+    }
+}
+
+fn report_markdown(report: &Report, grid: Option<String>) -> String {
     let mut out = String::from("# Run report\n\n");
     for (name, summary) in [
         ("Before GRPO-GR", &report.before),
@@ -151,6 +173,14 @@ fn report_markdown(report: &Report) -> String {
         if let Some(summary) = summary {
             out.push_str(&format!("## {name}\n\n{}\n", markdown_table(summary)));
         }
+    }
+    if let Some(grid) = grid {
+        out.push_str(&format!(
+            "## Held-out items\n\nBefore GRPO-GR on the left, after on the right: ground truth \
+             in green, the model's boxes in red, numbered in the order it wrote them; the bar \
+             under each image is green for a right answer, red for a wrong one.\n\n\
+             ![held-out items before and after GRPO-GR]({grid})\n\n"
+        ));
     }
     if let Some(s) = report.warm_start_seconds {
         out.push_str(&format!("Warm start (data, tokenizer, SFT): {s:.0} s\n"));

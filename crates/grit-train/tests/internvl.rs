@@ -95,6 +95,16 @@ fn a_tiny_internvl3_trains_evaluates_and_resumes() {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert!(report["before"].is_object() && report["after"].is_object());
+    // The report shows the held-out items before and after as one picture beside it.
+    let grid = image::open(out.join("report-grid.png")).unwrap();
+    assert!(
+        grid.width() > 2 * 112 && grid.height() > 112,
+        "{}x{}",
+        grid.width(),
+        grid.height()
+    );
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains("](report-grid.png)"), "{markdown}");
 
     let data = out.join("demo/data");
     let eval = run(
