@@ -1,4 +1,4 @@
-//! Renders the rollouts view and the curves view of a run to PNG files, headless, with
+//! Renders the rollouts, curves and evaluation views of a run to PNG files, headless, with
 //! egui_kittest's wgpu renderer (any Vulkan driver, Mesa's lavapipe included):
 //!
 //! ```sh
@@ -6,11 +6,13 @@
 //! ```
 //!
 //! The rollouts view shows the newest step's group with the largest advantage spread, with the
-//! pointer on the first box's coordinates so that the box and its text are both highlighted.
+//! pointer on the first box's coordinates so that the box and its text are both highlighted;
+//! the evaluation view shows the report's before/after grid when the run has written one.
 
 use std::path::{Path, PathBuf};
 
 use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
 use grit_view::rollouts::SortBy;
 use grit_view::{Tab, ViewerApp};
 
@@ -67,6 +69,14 @@ fn main() -> anyhow::Result<()> {
     h.state_mut().tab = Tab::Curves;
     h.run_steps(3);
     save(&mut h, &out.join("curves.png"))?;
+
+    h.state_mut().tab = Tab::Evaluation;
+    h.run_steps(2);
+    if let Some(grid) = h.query_by_label("before/after grid") {
+        grid.click();
+    }
+    h.run_steps(3);
+    save(&mut h, &out.join("evaluation.png"))?;
     Ok(())
 }
 

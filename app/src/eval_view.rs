@@ -135,7 +135,7 @@ impl EvalView {
 fn report_grid(ui: &mut Ui, images: &mut ImageCache, path: &std::path::Path) {
     ui.label(
         RichText::new(
-            "before GRPO-GR | after · ground truth green, model boxes red · bar: answer right \
+            "before GRPO-GR | after · ground truth white, model boxes magenta · bar: answer right \
              (green) or wrong (red)",
         )
         .weak(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use grit_data::annotate::{Mark, draw_marks};
 use grit_data::preprocess::load_image;
-use grit_run::EvalRow;
+use grit_run::{EvalRow, read_jsonl};
 use image::imageops::{self, FilterType};
 use image::{ImageFormat, Rgb, RgbImage};
 
@@ -21,8 +21,9 @@ const GAP: u32 = 6;
 /// Height of the bar under each cell that says whether the answer was right.
 const VERDICT: u32 = 6;
 
-pub const GROUND_TRUTH: [u8; 3] = [0, 170, 60];
-pub const PREDICTED: [u8; 3] = [230, 40, 40];
+// Apart from every colour the demo paints its shapes in, as the viewer's white ground truth.
+pub const GROUND_TRUTH: [u8; 3] = [255, 255, 255];
+pub const PREDICTED: [u8; 3] = [255, 0, 255];
 const RIGHT: [u8; 3] = [0, 170, 60];
 const WRONG: [u8; 3] = [230, 40, 40];
 
@@ -50,11 +51,32 @@ impl From<&EvalRow> for Item {
     }
 }
 
+/// The items of an evaluation (its directory `eval/NAME/` or its summary.json), image paths
+/// resolved as the viewer resolves them: as written when that exists, else against the run
+/// directory that holds the evaluation.
+pub fn read_items(evaluation: &Path) -> anyhow::Result<Vec<Item>> {
+    let dir = if evaluation.is_file() {
+        evaluation.parent().unwrap_or(Path::new(""))
+    } else {
+        evaluation
+    };
+    let run = dir.parent().and_then(Path::parent);
+    let rows: Vec<EvalRow> = read_jsonl(&dir.join("samples.jsonl"))?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let mut item = Item::from(row);
+            if let Some(run) = run.filter(|_| item.image.is_relative() && !item.image.exists()) {
+                item.image = run.join(&item.image);
+            }
+            item
+        })
+        .collect())
+}
+
 /// The grid of the first `items` held-out items both evaluations scored (in `before`'s order),
-/// one row per item: before | after. Image paths are resolved against `root` when relative.
-/// `None` when no item is in both.
+/// one row per item: before | after. `None` when no item is in both.
 pub fn before_after_grid(
-    root: &Path,
     before: &[Item],
     after: &[Item],
     items: usize,
@@ -74,7 +96,7 @@ pub fn before_after_grid(
         Rgb([255, 255, 255]),
     );
     for (i, (b, a)) in pairs.into_iter().enumerate() {
-        let image = load_image(root.join(&b.image))
+        let image = load_image(&b.image)
             .with_context(|| format!("grid image of held-out item {}", b.id))?;
         let top = GAP + i as u32 * row_height;
         for (column, item) in [b, a].into_iter().enumerate() {
@@ -149,12 +171,14 @@ mod tests {
         RgbImage::from_pixel(112, 112, Rgb([128, 128, 128]))
             .save(dir.path().join("a.png"))
             .unwrap();
+        let a = dir.path().join("a.png");
+        let a = a.to_str().unwrap();
         let before = [
-            item("x:1", "a.png", &[], false),
-            item("only-before:2", "a.png", &[], false),
+            item("x:1", a, &[], false),
+            item("only-before:2", a, &[], false),
         ];
-        let after = [item("x:1", "a.png", &[[60.0, 60.0, 100.0, 100.0]], true)];
-        let grid = before_after_grid(dir.path(), &before, &after, GRID_ITEMS)
+        let after = [item("x:1", a, &[[60.0, 60.0, 100.0, 100.0]], true)];
+        let grid = before_after_grid(&before, &after, GRID_ITEMS)
             .unwrap()
             .expect("one shared item");
         assert_eq!(
@@ -176,15 +200,10 @@ mod tests {
 
     #[test]
     fn no_shared_item_means_no_grid_and_a_missing_image_is_named() {
-        let dir = tempfile::tempdir().unwrap();
         let before = [item("x:1", "missing.png", &[], false)];
         let other = [item("y:1", "missing.png", &[], false)];
-        assert!(
-            before_after_grid(dir.path(), &before, &other, 4)
-                .unwrap()
-                .is_none()
-        );
-        let err = before_after_grid(dir.path(), &before, &before, 4).unwrap_err();
+        assert!(before_after_grid(&before, &other, 4).unwrap().is_none());
+        let err = before_after_grid(&before, &before, 4).unwrap_err();
         assert!(format!("{err:#}").contains("held-out item x:1"), "{err:#}");
     }
 }

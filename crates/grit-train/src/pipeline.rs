@@ -18,9 +18,7 @@ use grit_model::backend::OnBackend;
 use grit_model::processor::Processor;
 use grit_model::weights::StoreDtype;
 use grit_model::{Vlm, VlmConfig};
-use grit_run::{
-    EvalRow, JsonlWriter, Report, RunDir, copy_tokenizer_files, read_jsonl, write_atomic,
-};
+use grit_run::{JsonlWriter, Report, RunDir, copy_tokenizer_files, write_atomic};
 use tokenizers::Tokenizer;
 
 use crate::config::{DemoConfig, DemoFamily, RunConfig};
@@ -149,12 +147,9 @@ fn run<B: Backend>(p: Pipeline<'_>, device: &B::Device) -> anyhow::Result<()> {
 /// Writes the before/after grid of the two evaluations' first items; its file name, relative to
 /// report.md, when there was one.
 fn write_grid(run: &RunDir) -> anyhow::Result<Option<String>> {
-    let items = |name: &str| -> anyhow::Result<Vec<grid::Item>> {
-        let rows: Vec<EvalRow> = read_jsonl(&run.eval(name).join("samples.jsonl"))?;
-        Ok(rows.iter().map(grid::Item::from).collect())
-    };
-    let (before, after) = (items("before")?, items("after")?);
-    match grid::before_after_grid(&run.root, &before, &after, grid::GRID_ITEMS)? {
+    let before = grid::read_items(&run.eval("before"))?;
+    let after = grid::read_items(&run.eval("after"))?;
+    match grid::before_after_grid(&before, &after, grid::GRID_ITEMS)? {
         Some(image) => {
             let path = run.report_grid();
             write_atomic(&path, &grid::png(&image)?)?;
@@ -177,7 +172,7 @@ fn report_markdown(report: &Report, grid: Option<String>) -> String {
     if let Some(grid) = grid {
         out.push_str(&format!(
             "## Held-out items\n\nBefore GRPO-GR on the left, after on the right: ground truth \
-             in green, the model's boxes in red, numbered in the order it wrote them; the bar \
+             in white, the model's boxes in magenta, numbered in the order it wrote them; the bar \
              under each image is green for a right answer, red for a wrong one.\n\n\
              ![held-out items before and after GRPO-GR]({grid})\n\n"
         ));

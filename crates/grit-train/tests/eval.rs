@@ -110,8 +110,18 @@ fn each_item_once_resumable_and_comparable() {
         Command::new(env!("CARGO_BIN_EXE_grit-eval"))
             .args(["--compare"])
             .arg(&out)
-            .arg(dir.path().join("model/eval/direct")),
+            .arg(dir.path().join("model/eval/direct"))
+            .arg("--grid")
+            .arg(dir.path().join("grid.png")),
     );
     let table = String::from_utf8(output.stdout).unwrap();
     assert!(table.contains("| overall | accuracy % |"), "{table}");
+    // Eight shared items, two 224-px cells a row.
+    let grid = image::open(dir.path().join("grid.png")).unwrap();
+    assert!(
+        grid.width() > 2 * 224 && grid.height() > 8 * 224,
+        "{}x{}",
+        grid.width(),
+        grid.height()
+    );
 }

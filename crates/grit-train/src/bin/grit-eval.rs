@@ -16,9 +16,10 @@ use grit_judge::{JudgeConfig, OpenAiJudgeConfig};
 use grit_model::Vlm;
 use grit_model::backend::{BackendKind, OnBackend, dispatch};
 use grit_model::processor::{Processor, ProcessorOptions};
-use grit_run::RunDir;
+use grit_run::{RunDir, write_atomic};
 use grit_train::data::{prepare, sources};
 use grit_train::evaluate::{EvalSettings, evaluate, markdown_table};
+use grit_train::grid;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -95,6 +96,10 @@ struct Args {
     /// Print two evaluations (their directories or summary.json files) side by side.
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     compare: Option<Vec<PathBuf>>,
+    /// With --compare: also draw the first items both scored, A left and B right, with ground
+    /// truth and the model's boxes, to this PNG file.
+    #[arg(long, requires = "compare")]
+    grid: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
@@ -142,6 +147,18 @@ fn run(mut args: Args) -> anyhow::Result<()> {
         let a = read_summary(&pair[0])?;
         let b = read_summary(&pair[1])?;
         print!("{}", comparison(&a, &b, &pair[0], &pair[1]));
+        if let Some(out) = &args.grid {
+            let (a, b) = (grid::read_items(&pair[0])?, grid::read_items(&pair[1])?);
+            let image = grid::before_after_grid(&a, &b, grid::GRID_ITEMS)?.with_context(|| {
+                format!(
+                    "{} and {} share no item",
+                    pair[0].display(),
+                    pair[1].display()
+                )
+            })?;
+            write_atomic(out, &grid::png(&image)?)?;
+            println!("\nwrote {}", out.display());
+        }
         return Ok(());
     }
     let given = args.model.clone().expect("clap requires --model");
